@@ -1,0 +1,28 @@
+"""numba_loopopt: loop-optimising compiler passes for numba.
+
+Add one line, ``@numba_loopopt.jit`` instead of ``@numba.njit`` (or
+``@njit(pipeline_class=LoopOptPipeline)``), and read what the passes did with
+:func:`remarks`.
+"""
+
+from ._compat import check_numba_version
+
+check_numba_version()
+
+from ._version import __version__  # noqa: E402
+from .decorator import jit  # noqa: E402
+from .options import OptionError, Options, WhileToRangeOptions  # noqa: E402
+from .pipeline import LoopOptPipeline  # noqa: E402
+from .remarks import Remark, RemarkKind, remarks  # noqa: E402
+
+__all__ = [
+    "LoopOptPipeline",
+    "OptionError",
+    "Options",
+    "Remark",
+    "RemarkKind",
+    "WhileToRangeOptions",
+    "__version__",
+    "jit",
+    "remarks",
+]

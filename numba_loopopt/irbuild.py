@@ -1,0 +1,71 @@
+"""Small helpers that build numba IR.  They create new nodes and never edit
+existing ones, so a pass can be rolled back by restoring block bodies."""
+
+from __future__ import annotations
+
+import copy
+
+from numba.core import ir
+from numba.core.ir_utils import next_label
+
+
+def fresh(scope: ir.Scope, hint: str, loc: ir.Loc) -> ir.Var:
+    return scope.redefine(f"$loopopt_{hint}", loc)
+
+
+def const(scope: ir.Scope, value, loc: ir.Loc) -> tuple[ir.Var, ir.Assign]:
+    var = fresh(scope, "const", loc)
+    return var, ir.Assign(ir.Const(value, loc), var, loc)
+
+
+def binop(scope: ir.Scope, fn, lhs: ir.Var, rhs: ir.Var,
+          loc: ir.Loc) -> tuple[ir.Var, ir.Assign]:
+    var = fresh(scope, "binop", loc)
+    return var, ir.Assign(ir.Expr.binop(fn, lhs, rhs, loc), var, loc)
+
+
+def branch_on(scope: ir.Scope, cond: ir.Var, truebr: int, falsebr: int,
+              loc: ir.Loc) -> list[ir.Stmt]:
+    """``branch bool(cond), truebr, falsebr``, as numba's bytecode front end
+    emits it."""
+    fn = fresh(scope, "bool", loc)
+    pred = fresh(scope, "pred", loc)
+    return [
+        ir.Assign(ir.Global("bool", bool, loc), fn, loc),
+        ir.Assign(ir.Expr.call(fn, (cond,), (), loc), pred, loc),
+        ir.Branch(pred, truebr, falsebr, loc),
+    ]
+
+
+def retarget(term: ir.Stmt, mapping: dict[int, int]) -> ir.Stmt:
+    """A copy of a jump or branch with its targets renamed by ``mapping``."""
+    if isinstance(term, ir.Jump):
+        return ir.Jump(mapping.get(term.target, term.target), term.loc)
+    if isinstance(term, ir.Branch):
+        return ir.Branch(term.cond, mapping.get(term.truebr, term.truebr),
+                         mapping.get(term.falsebr, term.falsebr), term.loc)
+    return term
+
+
+def with_body(block: ir.Block, body: list[ir.Stmt]) -> ir.Block:
+    new = ir.Block(block.scope, block.loc)
+    new.body = body
+    return new
+
+
+def copy_region(blocks: dict[int, ir.Block],
+                labels) -> tuple[dict[int, int], dict[int, ir.Block]]:
+    """Copies of ``labels``' blocks under fresh labels, with jumps between
+    them redirected into the copy.  Statements are copied (passes after this
+    one rename variables in place), but constant values are shared: numba's
+    ``Const``/``Global`` deep copies keep their value, and the scope is kept
+    through the memo."""
+    mapping = {label: next_label() for label in sorted(labels)}
+    copies = {}
+    for label in sorted(labels):
+        block = blocks[label]
+        memo = {id(block.scope): block.scope}
+        body = [copy.deepcopy(stmt, memo) for stmt in block.body[:-1]]
+        body.append(retarget(copy.deepcopy(block.terminator, memo), mapping))
+        copies[mapping[label]] = with_body(block, body)
+    return mapping, copies

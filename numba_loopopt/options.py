@@ -1,0 +1,203 @@
+"""One frozen, validated, hashable object holding every option of every pass.
+
+Options are checked when they are built (that is, at decoration time), and an
+unknown or ill-typed option raises :class:`OptionError` naming it.  A few
+``NUMBA_LOOPOPT_*`` environment variables override them at compile time, the way
+``NUMBA_*`` variables override numba's own configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class OptionError(TypeError, ValueError):
+    """An unknown option, or an option with a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class _Check:
+    """How one option field is validated."""
+
+    kind: type | None = None
+    choices: tuple = ()
+    minimum: int | None = None
+
+    def validate(self, qualname: str, value: Any) -> None:
+        if self.choices:
+            if value not in self.choices:
+                allowed = ", ".join(repr(c) for c in self.choices)
+                raise OptionError(
+                    f"numba_loopopt option {qualname!r} must be one of {allowed}, "
+                    f"got {value!r}"
+                )
+            return
+        # bool is an int subclass: an int option must not silently take True.
+        if not isinstance(value, self.kind) or (
+            self.kind is int and isinstance(value, bool)
+        ):
+            raise OptionError(
+                f"numba_loopopt option {qualname!r} must be of type "
+                f"{self.kind.__name__}, got {type(value).__name__} ({value!r})"
+            )
+        if self.minimum is not None and value < self.minimum:
+            raise OptionError(
+                f"numba_loopopt option {qualname!r} must be >= {self.minimum}, "
+                f"got {value!r}"
+            )
+
+
+def _option(default: Any, doc: str, **check: Any) -> Any:
+    return field(default=default, metadata={"check": _Check(**check), "doc": doc})
+
+
+class _Validated:
+    """Validates every field of a frozen dataclass after construction."""
+
+    _prefix = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            f.metadata["check"].validate(self._prefix + f.name, getattr(self, f.name))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise OptionError(
+                    f"unknown numba_loopopt option {cls._prefix + str(key)!r}; "
+                    f"known options: {', '.join(sorted(cls._prefix + k for k in known))}"
+                )
+        return cls(**values)
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class WhileToRangeOptions(_Validated):
+    """Options of the ``while-to-range`` pass."""
+
+    _prefix = "while_to_range."
+
+    enabled: bool = _option(True, "Run the pass.", kind=bool)
+    form: str = _option(
+        "auto",
+        "Loop form emitted for a rewritten loop: 'while' keeps numba's plain "
+        "while loop with the invariant tests removed, 'range' emits a "
+        "``for ... in range(...)`` loop (unit steps on intp counters only), "
+        "'auto' picks the form measured fastest (see benchmarks/).",
+        choices=("auto", "while", "range"),
+    )
+    version_modulo: bool = _option(
+        True,
+        "Version loops that index ``x[(i + k) % L]``: one check before the loop "
+        "selects a copy without the modulo when every index is in range.",
+        kind=bool,
+    )
+    max_versioned_stmts: int = _option(
+        2000,
+        "Largest loop (in IR statements) that modulo versioning may duplicate.",
+        kind=int,
+        minimum=0,
+    )
+
+
+def _coerce_pass_options(cls: type, value: Any, name: str):
+    """``True``/``False`` toggles a pass, a mapping sets its fields."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, bool):
+        return cls(enabled=value)
+    if isinstance(value, Mapping):
+        return cls.from_mapping(value)
+    raise OptionError(
+        f"numba_loopopt option {name!r} must be a bool, a mapping or a "
+        f"{cls.__name__}, got {type(value).__name__} ({value!r})"
+    )
+
+
+#: The options object of each pass, by field name of :class:`Options`.
+PASS_OPTIONS: dict[str, type] = {"while_to_range": WhileToRangeOptions}
+
+
+@dataclass(frozen=True)
+class Options(_Validated):
+    """Every option of numba_loopopt, validated when built.
+
+    A pass's options are given as its options object, a mapping of its fields,
+    or a bool that switches the pass on or off::
+
+        Options(while_to_range={"form": "range"}, warn_missed=True)
+    """
+
+    while_to_range: WhileToRangeOptions = field(
+        default_factory=WhileToRangeOptions,
+        metadata={"check": _Check(kind=WhileToRangeOptions), "doc": "while-to-range pass"},
+    )
+    strict: bool = _option(
+        False,
+        "Re-raise internal errors of a pass instead of rolling the pass back "
+        "(for debugging the passes). Env: NUMBA_LOOPOPT_STRICT.",
+        kind=bool,
+    )
+    warn_missed: bool = _option(
+        False,
+        "Report every missed optimisation as a NumbaPerformanceWarning. "
+        "Env: NUMBA_LOOPOPT_WARNINGS.",
+        kind=bool,
+    )
+    fallback: bool = _option(
+        True,
+        "If compilation fails after a pass changed the IR, compile again with "
+        "numba's stock pipeline instead of failing.",
+        kind=bool,
+    )
+
+    def __post_init__(self) -> None:
+        for name, cls in PASS_OPTIONS.items():
+            value = _coerce_pass_options(cls, getattr(self, name), name)
+            object.__setattr__(self, name, value)
+        super().__post_init__()
+
+    @classmethod
+    def coerce(cls, value: Any) -> Options:
+        """Build options from ``None``, an :class:`Options` or a mapping."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_mapping(value)
+        raise OptionError(
+            "numba_loopopt 'options' must be an Options object or a mapping, "
+            f"got {type(value).__name__} ({value!r})"
+        )
+
+    def with_environment(self, environ: Mapping[str, str] = os.environ) -> Options:
+        """Apply the ``NUMBA_LOOPOPT_*`` environment overrides."""
+
+        def flag(name: str) -> bool | None:
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                return None
+            return raw not in ("0", "false", "False", "no")
+
+        opts = self
+        if flag("NUMBA_LOOPOPT_DISABLE"):
+            opts = opts.replace(
+                **{name: getattr(opts, name).replace(enabled=False) for name in PASS_OPTIONS}
+            )
+        for var, attr in (
+            ("NUMBA_LOOPOPT_STRICT", "strict"),
+            ("NUMBA_LOOPOPT_WARNINGS", "warn_missed"),
+        ):
+            value = flag(var)
+            if value is not None:
+                opts = opts.replace(**{attr: value})
+        return opts

@@ -1,0 +1,131 @@
+"""Optimisation remarks: what each pass did, and why it could not do more.
+
+Modelled on LLVM's optimisation remarks.  A remark has a kind (passed, missed,
+analysis), the pass that emitted it, a stable key (``Rewritten``,
+``BoundChanges``), a source location, a message and named arguments.  Passes
+record them in the compile state's metadata, which numba keeps with each
+compiled signature, so users read them per signature with :func:`remarks`.
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from numba.core import ir
+from numba.core.errors import NumbaPerformanceWarning
+
+#: Key of the remark list in ``state.metadata`` / ``cres.metadata``.
+METADATA_KEY = "loopopt_remarks"
+
+
+class RemarkKind(enum.Enum):
+    PASSED = "passed"
+    MISSED = "missed"
+    ANALYSIS = "analysis"
+
+
+@dataclass(frozen=True)
+class Remark:
+    """One optimisation remark."""
+
+    kind: RemarkKind
+    pass_name: str
+    key: str
+    message: str
+    filename: str
+    line: int
+    args: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def arguments(self) -> dict[str, object]:
+        return dict(self.args)
+
+    def __str__(self) -> str:
+        where = f"{self.filename}:{self.line}" if self.line else self.filename
+        what = self.key if self.kind is not RemarkKind.MISSED else f"missed {self.key}"
+        return f"{where}: [{self.pass_name}] {what}: {self.message}"
+
+
+class RemarkEmitter:
+    """Collects one pass run's remarks; they are kept only if the run commits.
+
+    A pass that raises internally is rolled back, and so are its remarks: a
+    ``Rewritten`` remark for a rewrite that was undone would be a lie.
+    """
+
+    def __init__(self, pass_name: str, default_loc: ir.Loc | None = None):
+        self.pass_name = pass_name
+        self.default_loc = default_loc
+        self.pending: list[Remark] = []
+
+    def _emit(self, kind: RemarkKind, key: str, loc: ir.Loc | None, message: str,
+              args: dict[str, object]) -> Remark:
+        loc = loc or self.default_loc
+        filename = getattr(loc, "filename", None) or "<unknown>"
+        line = getattr(loc, "line", None) or 0
+        remark = Remark(kind, self.pass_name, key, message, filename, int(line),
+                        tuple(args.items()))
+        self.pending.append(remark)
+        return remark
+
+    def passed(self, key: str, loc: ir.Loc | None, message: str, **args: object) -> Remark:
+        return self._emit(RemarkKind.PASSED, key, loc, message, args)
+
+    def missed(self, key: str, loc: ir.Loc | None, message: str, **args: object) -> Remark:
+        return self._emit(RemarkKind.MISSED, key, loc, message, args)
+
+    def analysis(self, key: str, loc: ir.Loc | None, message: str, **args: object) -> Remark:
+        return self._emit(RemarkKind.ANALYSIS, key, loc, message, args)
+
+    def commit(self, metadata: dict) -> None:
+        metadata.setdefault(METADATA_KEY, []).extend(self.pending)
+        self.pending = []
+
+
+def warn_missed(found: Iterable[Remark]) -> None:
+    """Report missed remarks as ``NumbaPerformanceWarning``s."""
+    for remark in found:
+        if remark.kind is RemarkKind.MISSED:
+            loc = ir.Loc(remark.filename, remark.line) if remark.line else None
+            warnings.warn(NumbaPerformanceWarning(str(remark), loc=loc))
+
+
+def _as_argtypes(signature):
+    args = getattr(signature, "args", signature)
+    return tuple(args)
+
+
+def remarks(dispatcher, signature=None):
+    """The remarks recorded while compiling ``dispatcher``.
+
+    Follows numba's ``inspect_*`` convention: with a ``signature`` (a tuple of
+    argument types, as in ``dispatcher.signatures``, or a numba ``Signature``)
+    return that signature's list of :class:`Remark`; without one, return a
+    dict from each compiled signature to its list.
+    """
+    overloads = getattr(dispatcher, "overloads", None)
+    if overloads is None:
+        raise TypeError(
+            f"remarks() needs a numba dispatcher, got {type(dispatcher).__name__}"
+        )
+    if signature is None:
+        return {sig: list(cres.metadata.get(METADATA_KEY, ()))
+                for sig, cres in overloads.items()}
+    key = _as_argtypes(signature)
+    if key not in overloads:
+        known = ", ".join(str(s) for s in overloads) or "none"
+        raise KeyError(f"{dispatcher.__name__} has no compiled signature {key}; "
+                       f"compiled: {known}")
+    return list(overloads[key].metadata.get(METADATA_KEY, ()))
+
+
+@dataclass(frozen=True)
+class Missed:
+    """Why a match failed: the key, message and location of a missed remark."""
+
+    key: str
+    message: str
+    loc: ir.Loc | None = None

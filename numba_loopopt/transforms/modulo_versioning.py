@@ -1,0 +1,241 @@
+"""Version a counted loop that indexes ``x[(i + k) % L]``: no modulo when safe.
+
+PyTensor's scan stores its states in a circular buffer indexed
+``buf[i % L]``, ``buf[(i + 1) % L]``; an integer modulo per access costs more
+than the rest of a small step.  Once the while-to-range pass knows the counter
+``i`` runs from its start to the bound by a constant step, every ``i + k`` is
+in ``[0, L)`` when one check before the loop holds, and then
+``(i + k) % L == i + k`` (Python's modulo with ``L > 0``).
+
+Legal when: ``L`` is a loop-invariant signed integer (or a positive constant),
+``k`` a constant, and the operand of the modulo is the counter or
+``counter +/- k`` computed in the loop.  The check compares the loop's entry
+value and bound with ``L`` using constants only, so it cannot overflow.
+
+The rewrite copies the loop, replaces each such modulo in the copy by its
+operand, and puts the check on the loop's entry edge: true runs the copy, false
+the original.  Both copies assign the same (pre-SSA) names, so code after the
+loop sees the same values either way.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+from numba.core import ir, types
+from numba.core.ir_utils import next_label
+
+from .. import irbuild
+from ..analysis.defuse import DefUse
+from ..analysis.loops import Loop, successors
+from ..analysis.tests import Operand
+from ..remarks import Missed
+
+#: Offsets and steps are kept small so the check's constant arithmetic on a
+#: positive int64 ``L`` cannot overflow.
+MAX_CONSTANT = 2**31
+
+
+@dataclass(frozen=True)
+class ModuloUse:
+    stmt: ir.Assign
+    """``$m = x % L`` in the original loop."""
+    operand: ir.Var
+    offset: int
+    """``k`` in ``(i + k) % L``, as written."""
+    effective: int
+    """``k``, plus the step if ``i`` is read after its update in the iteration."""
+    modulus: Operand
+
+
+@dataclass(frozen=True)
+class Plan:
+    counter: str
+    uses: tuple[ModuloUse, ...]
+    conditions: tuple[tuple[Operand, object, Operand, int], ...]
+    """Each ``(a, op, b, c)`` reads ``a op (b - c)`` (``b`` may be None: ``a op -c``)."""
+
+    def describe(self) -> str:
+        shown = sorted({f"({self.counter} {'+' if u.offset > 0 else '-'} "
+                        f"{abs(u.offset)}) % {u.modulus}"
+                        if u.offset else f"{self.counter} % {u.modulus}"
+                        for u in self.uses})
+        checks = " and ".join(_show(c) for c in self.conditions)
+        return (f"{', '.join(shown)} cannot wrap when {checks}: the loop runs a "
+                "copy without the modulo then, and the original otherwise")
+
+
+def _show(cond) -> str:
+    a, op, b, c = cond
+    sym = {operator.ge: ">=", operator.le: "<=", operator.gt: ">"}[op]
+    if b is None:
+        return f"{a} {sym} {-c}"
+    return f"{a} {sym} {b}" + (f" - {c}" if c > 0 else f" + {-c}" if c < 0 else "")
+
+
+def _signed(ty) -> bool:
+    return isinstance(ty, types.Integer) and ty.signed
+
+
+def _offset(du: DefUse, loop: Loop, iv: str, var: ir.Var, stmt: ir.Assign):
+    """``(k, read)`` if ``var`` is ``iv + k`` (or ``iv`` itself) computed in the
+    loop, with ``read`` the statement that reads ``iv``."""
+    if var.name == iv:
+        return 0, stmt
+    sites = du.defs.get(var.name, ())
+    if len(sites) != 1 or sites[0].label not in loop:
+        return None
+    value = sites[0].stmt.value
+    if not (isinstance(value, ir.Expr) and value.op == "binop"
+            and value.fn in (operator.add, operator.sub)):
+        return None
+    if value.lhs.name == iv:
+        k = du.const_value(value.rhs)
+        sign = 1 if value.fn is operator.add else -1
+    elif value.fn is operator.add and value.rhs.name == iv:
+        k, sign = du.const_value(value.lhs), 1
+    else:
+        return None
+    if not isinstance(k, int) or isinstance(k, bool) or abs(k) > MAX_CONSTANT:
+        return None
+    return sign * k, sites[0].stmt
+
+
+def _after_increment(blocks, loop: Loop, increment: ir.Assign):
+    """A predicate: does a statement read the counter after this iteration's
+    update (so it sees ``i + step``)?"""
+    position = {}
+    for label in loop.body:
+        for index, stmt in enumerate(blocks[label].body):
+            position[id(stmt)] = (label, index)
+    inc_label, inc_index = position[id(increment)]
+    reached, work = set(), list(successors(blocks[inc_label]))
+    while work:
+        label = work.pop()
+        if label in reached or label not in loop or label == loop.header:
+            continue
+        reached.add(label)
+        work.extend(successors(blocks[label]))
+
+    def after(stmt: ir.Stmt) -> bool:
+        label, index = position[id(stmt)]
+        return label in reached or (label == inc_label and index > inc_index)
+
+    return after
+
+
+def plan(blocks, loop: Loop, counter, du: DefUse, facts,
+         max_stmts: int) -> Plan | Missed | None:
+    """What to version, ``None`` if the loop has no such modulo, or why not."""
+    iv, step = counter.name, counter.step
+    uses = []
+    after = _after_increment(blocks, loop, counter.increment)
+    for label in sorted(loop.body):
+        for stmt in blocks[label].body:
+            value = stmt.value if isinstance(stmt, ir.Assign) else None
+            if not (isinstance(value, ir.Expr) and value.op == "binop"
+                    and value.fn is operator.mod):
+                continue
+            found = _offset(du, loop, iv, value.lhs, stmt)
+            if found is None or not _signed(facts.of(value.lhs.name)):
+                continue
+            k, read = found
+            modulus = du.const_value(value.rhs)
+            if isinstance(modulus, int) and not isinstance(modulus, bool):
+                if modulus <= 0:
+                    continue
+                mod = Operand(const=modulus)
+            elif not du.defs_in(value.rhs.name, loop.body) and _signed(facts.of(value.rhs.name)):
+                mod = Operand(name=value.rhs.name)
+            else:
+                continue
+            # Offsets are relative to the counter's value before its update.
+            uses.append(ModuloUse(stmt, value.lhs, k, k + step * after(read), mod))
+    if not uses:
+        return None
+    loc = counter.test.loc
+    if counter.op is operator.ne or abs(step) > MAX_CONSTANT:
+        return Missed("ModuloNotVersioned", f"the range of '{iv}' is not known "
+                      f"from '{counter.describe()}' with step {step}", loc)
+    if not _signed(facts.of(iv)) or (counter.bound.name
+                                     and not _signed(facts.of(counter.bound.name))):
+        return Missed("ModuloNotVersioned", f"'{iv}' or its bound is unsigned",
+                      loc)
+    size = sum(len(blocks[label].body) for label in loop.body)
+    if size > max_stmts:
+        return Missed("LoopTooLarge", f"versioning would copy {size} statements, "
+                      f"more than max_versioned_stmts={max_stmts}", loc)
+    start, bound = Operand(name=iv), counter.bound
+    k_min = min(u.effective for u in uses)
+    k_max: dict[Operand, int] = {}
+    for u in uses:
+        k_max[u.modulus] = max(k_max.get(u.modulus, u.effective), u.effective)
+    inclusive = counter.op in (operator.le, operator.ge)
+    conditions = []
+    if step > 0:
+        # Before its update, i runs over [start, bound - 1] ([start, bound] if
+        # inclusive); each use adds its effective offset.
+        conditions.append((start, operator.ge, None, k_min))
+        for modulus, k in k_max.items():
+            if modulus.name is not None:
+                conditions.append((modulus, operator.gt, None, 0))
+            conditions.append((bound, operator.le, modulus, k + inclusive))
+    else:
+        # Before its update, i runs over [bound + 1, start] ([bound, start]).
+        conditions.append((bound, operator.ge, None, k_min + 1 - inclusive))
+        for modulus, k in k_max.items():
+            if modulus.name is not None:
+                conditions.append((modulus, operator.gt, None, 0))
+            conditions.append((start, operator.le, modulus, k + 1))
+    return Plan(iv, tuple(uses), tuple(conditions))
+
+
+def _operand_var(scope, operand: Operand, loc, out: list) -> ir.Var:
+    if operand.name is not None:
+        return scope.get_exact(operand.name)
+    var, stmt = irbuild.const(scope, operand.const, loc)
+    out.append(stmt)
+    return var
+
+
+def apply(func_ir: ir.FunctionIR, loop: Loop, counter, plan: Plan) -> set[int]:
+    """Version ``loop``; returns the labels of the copy."""
+    blocks = func_ir.blocks
+    header = blocks[loop.header]
+    scope, loc = header.scope, counter.test.loc
+    mapping, copies = irbuild.copy_region(blocks, loop.body)
+    replaced = {id(u.stmt) for u in plan.uses}
+    for label in loop.body:
+        original, copy = blocks[label].body, copies[mapping[label]].body
+        for index, stmt in enumerate(original):
+            if id(stmt) in replaced:
+                target = copy[index].target
+                operand = copy[index].value.lhs
+                copy[index] = ir.Assign(operand, target, stmt.loc)
+    blocks.update(copies)
+
+    check_labels = [next_label() for _ in plan.conditions]
+    for n, (a, op, b, c) in enumerate(plan.conditions):
+        body: list[ir.Stmt] = []
+        lhs = _operand_var(scope, a, loc, body)
+        cvar, cstmt = irbuild.const(scope, -c if b is None else c, loc)
+        body.append(cstmt)
+        if b is None:
+            rhs = cvar
+        else:
+            rhs, sub = irbuild.binop(scope, operator.sub, _operand_var(scope, b, loc, body),
+                                     cvar, loc)
+            body.append(sub)
+        pred, cmp = irbuild.binop(scope, op, lhs, rhs, loc)
+        body.append(cmp)
+        on_true = (check_labels[n + 1] if n + 1 < len(check_labels)
+                   else mapping[loop.header])
+        body += irbuild.branch_on(scope, pred, on_true, loop.header, loc)
+        blocks[check_labels[n]] = irbuild.with_body(header, body)
+
+    (entry,) = loop.entries
+    entry_block = blocks[entry]
+    new_term = irbuild.retarget(entry_block.terminator, {loop.header: check_labels[0]})
+    blocks[entry] = irbuild.with_body(entry_block, entry_block.body[:-1] + [new_term])
+    return set(copies)

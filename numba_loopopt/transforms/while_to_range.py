@@ -1,0 +1,355 @@
+"""Make ``while`` loops whose exit test cannot change into plain counted loops.
+
+PyTensor's scan, and many hand-written kernels, loop with
+``while i < n and not cond.item(): ...; i += 1``.  numba re-reads ``cond`` on
+every iteration (LLVM cannot prove the loop's stores leave it alone), which
+blocks unrolling and vectorisation: about 4x slower than a counted loop.
+
+Legal when, all checked before any edit:
+
+* the loop has one entry edge and one back edge, and ends in a chain of test
+  blocks (CPython 3.11+ rotates ``while`` loops: every test runs once in a chain
+  of guards before the loop and once at the latch);
+* exactly one latch test compares an integer *counter* with a loop-invariant
+  integer *bound*; the counter is assigned once in the loop, ``i += step`` with
+  a constant step towards the bound, in a block that runs once per iteration;
+* every other latch test is an invariant conjunct: an item or element of a 0-d
+  or 1-d flag array that the function allocates and only reads (never written,
+  bound to another name, viewed, returned or passed to a call), a scalar not
+  assigned in the loop, or a comparison of such scalars;
+* each of these tests also guards the loop's entry, with nothing assigned to
+  its names between the guard and the loop.
+
+An invariant conjunct then held on entry and holds on every iteration, so its
+latch test is removed and the loop becomes a plain counted ``while`` loop, whose
+counter keeps exactly its old value after the loop.  Once the counter's range
+is known, loops indexing ``x[(i + k) % L]`` are versioned (see
+:mod:`.modulo_versioning`).  Anything else leaves the IR untouched and emits a
+missed remark saying why.
+
+Emitted form: numba's ``for ... in range`` loop is sometimes *slower* than the
+equivalent plain ``while`` (numba issue 10670; measured in
+``benchmarks/bench_while_to_range.py``), so the loop keeps numba's ``while``
+shape, which is what the benchmark measured fastest.
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from dataclasses import dataclass
+
+from numba.core import ir, postproc, types
+from numba.core.compiler_machinery import register_pass
+from numba.core.ir_utils import build_definitions, compute_cfg_from_blocks, simplify_CFG
+from numba.core.typed_passes import type_inference_stage
+
+from ..analysis.defuse import DefUse
+from ..analysis.effects import read_only_array
+from ..analysis.loops import Loop, LoopForest
+from ..analysis.tests import SYMBOL, Operand, Test, entry_guards, latch_chain
+from ..irbuild import with_body
+from ..pipeline import LoopOptPass
+from ..remarks import Missed, RemarkEmitter
+from . import modulo_versioning
+
+PASS = "while-to-range"
+
+#: Comparisons a counter may use, with the sign its step must have.
+_DIRECTION = {operator.lt: 1, operator.le: 1, operator.gt: -1, operator.ge: -1,
+              operator.ne: 0}
+
+
+@dataclass(frozen=True)
+class Counter:
+    """The loop's induction variable and the test that ends the loop."""
+
+    name: str
+    test: Test
+    op: object
+    """The comparison, oriented as ``counter op bound``."""
+    bound: Operand
+    step: int
+    increment: ir.Assign
+
+    def describe(self) -> str:
+        return f"{self.name} {SYMBOL[self.op]} {self.bound}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    loop: Loop
+    counter: Counter
+    removable: tuple[Test, ...]
+
+
+class TypeFacts:
+    """Argument-specialised types of the untyped IR, computed only when a loop
+    passes every structural check (type inference is the expensive part)."""
+
+    def __init__(self, state):
+        self._state = state
+        self._typemap = None
+
+    @property
+    def typemap(self) -> dict:
+        if self._typemap is None:
+            s = self._state
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    result = type_inference_stage(
+                        s.typingctx, s.targetctx, s.func_ir, s.args, s.return_type,
+                        s.locals, raise_errors=False)
+                    self._typemap = dict(result.typemap)
+                except Exception:
+                    self._typemap = {}
+        return self._typemap
+
+    def of(self, name: str):
+        ty = self.typemap.get(name)
+        return None if ty is None else types.unliteral(ty)
+
+
+def _is_integer(ty) -> bool:
+    return isinstance(ty, types.Integer)
+
+
+def _is_scalar(ty) -> bool:
+    return isinstance(ty, (types.Boolean, types.Number))
+
+
+def _lines(sites) -> str:
+    return ", ".join(str(s.stmt.loc.line) for s in sites)
+
+
+def is_for_loop(blocks: dict[int, ir.Block], loop: Loop) -> bool:
+    """Loops numba built from ``for`` (over ``range`` or anything else)."""
+    return any(isinstance(s, ir.Assign) and isinstance(s.value, ir.Expr)
+               and s.value.op == "iternext" for s in blocks[loop.header].body)
+
+
+def _invariant_operand(op: Operand, du: DefUse, loop: Loop) -> bool:
+    return op.name is None or not du.defs_in(op.name, loop.body)
+
+
+def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
+                  du: DefUse) -> Counter | Missed:
+    compares = [t for t in chain if t.kind == "compare"]
+    varying = [t for t in compares
+               if not (_invariant_operand(t.lhs, du, loop)
+                       and _invariant_operand(t.rhs, du, loop))]
+    loc = chain[-1].loc if chain else None
+    if not varying:
+        return Missed("NotCounted", "the loop test does not compare a counter "
+                      "that changes in the loop with a bound", loc)
+    if len(varying) > 1:
+        return Missed("MultipleCounters", "the loop test has several comparisons "
+                      "that change in the loop: "
+                      + ", ".join(t.describe() for t in varying), loc)
+    test = varying[0]
+    lhs_varies = not _invariant_operand(test.lhs, du, loop)
+    rhs_varies = not _invariant_operand(test.rhs, du, loop)
+    if lhs_varies and rhs_varies:
+        name = test.rhs.name
+        return Missed("BoundChanges", f"both sides of '{test.describe()}' change "
+                      f"in the loop: '{name}' is reassigned at line "
+                      f"{_lines(du.defs_in(name, loop.body))}", test.loc)
+    if lhs_varies:
+        iv, bound, op = test.lhs.name, test.rhs, test.op
+    else:
+        from ..analysis.tests import COMPARISONS
+        iv, bound, op = test.rhs.name, test.lhs, COMPARISONS[test.op]
+    sites = du.defs_in(iv, loop.body)
+    if len(sites) != 1:
+        return Missed("CounterUpdate", f"'{iv}' is assigned {len(sites)} times in "
+                      f"the loop (lines {_lines(sites)})", test.loc)
+    site = sites[0]
+    step = _constant_step(du, iv, site.stmt)
+    if step is None:
+        return Missed("CounterUpdate", f"'{iv}' is updated at line "
+                      f"{site.stmt.loc.line} by something other than a constant "
+                      "step", site.stmt.loc)
+    if step == 0 or not (_DIRECTION[op] * step > 0 or (_DIRECTION[op] == 0
+                                                      and abs(step) == 1)):
+        return Missed("CounterDirection", f"'{iv}' moves by {step} per iteration, "
+                      f"which does not lead '{iv} {SYMBOL[op]} {bound}' to an end",
+                      site.stmt.loc)
+    runs_once = (site.label in forest.dominators()[test.label]
+                 and not any(site.label in inner for inner in forest.inner_loops(loop)))
+    if not runs_once:
+        return Missed("CounterUpdate", f"the update of '{iv}' at line "
+                      f"{site.stmt.loc.line} does not run exactly once per iteration",
+                      site.stmt.loc)
+    return Counter(iv, test, op, bound, step, site.stmt)
+
+
+def _constant_step(du: DefUse, iv: str, stmt: ir.Assign) -> int | None:
+    value = stmt.value
+    if isinstance(value, ir.Var):
+        value = du.single_def(value.name)
+    if not isinstance(value, ir.Expr) or value.op not in ("binop", "inplace_binop"):
+        return None
+    fn = value.fn
+    sign = {operator.add: 1, operator.iadd: 1, operator.sub: -1, operator.isub: -1}.get(fn)
+    if sign is None:
+        return None
+    if value.lhs.name == iv:
+        other = value.rhs
+    elif sign == 1 and value.rhs.name == iv:
+        other = value.lhs
+    else:
+        return None
+    step = du.const_value(other)
+    if not isinstance(step, int) or isinstance(step, bool):
+        return None
+    return sign * step
+
+
+def check_invariant(func_ir: ir.FunctionIR, test: Test, loop: Loop, du: DefUse,
+                    facts: TypeFacts) -> Missed | None:
+    """``None`` if latch test ``test`` always has the value it had on entry."""
+    for name in test.names():
+        sites = du.defs_in(name, loop.body)
+        if sites:
+            return Missed("FlagChanges", f"'{name}' in the loop test "
+                          f"'{test.describe()}' is reassigned at line "
+                          f"{_lines(sites)}", sites[0].stmt.loc)
+    if test.kind in ("item", "index"):
+        return read_only_array(func_ir, du, test.subject, facts.typemap)
+    for name in test.names():
+        if not _is_scalar(facts.of(name)):
+            return Missed("FlagNotScalar", f"'{name}' in the loop test "
+                          f"'{test.describe()}' has type {facts.of(name)}, not a "
+                          "scalar", test.loc)
+    return None
+
+
+def match(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
+          facts: TypeFacts) -> Candidate | Missed:
+    """Everything the rewrite needs, or why the loop cannot be rewritten.
+    Never changes the IR."""
+    loc = forest.blocks[loop.header].loc
+    if len(loop.entries) != 1:
+        return Missed("MultipleEntries", f"the loop is entered from "
+                      f"{len(loop.entries)} places", loc)
+    if len(loop.latches) != 1:
+        return Missed("MultipleLatches", f"the loop has {len(loop.latches)} back "
+                      "edges (a 'continue' before the counter update?)", loc)
+    chain = latch_chain(forest, loop, du)
+    if not chain:
+        return Missed("NotCounted", "the loop does not end in a test of its "
+                      "condition", loc)
+    counter = match_counter(forest, loop, chain, du)
+    if isinstance(counter, Missed):
+        return counter
+    others = tuple(t for t in chain if t is not counter.test)
+    guards = entry_guards(forest, loop, du)
+    for test in (counter.test, *others):
+        guarded = any(g.test.key == test.key and g.test.stay_on == test.stay_on
+                      and not (test.names() & g.assigned_after) for g in guards)
+        if not guarded:
+            return Missed("NoEntryGuard", f"the loop is not entered through the "
+                          f"test '{test.describe()}' (not a rotated while loop)",
+                          test.loc)
+    for test in others:
+        why = check_invariant(func_ir, test, loop, du, facts)
+        if why is not None:
+            return why
+    # Types last: partial type inference is the costly check.
+    iv_type = facts.of(counter.name)
+    if not _is_integer(iv_type):
+        return Missed("CounterNotInteger", f"the counter '{counter.name}' has type "
+                      f"{iv_type}, not an integer", counter.test.loc)
+    bound = counter.bound
+    bound_type = facts.of(bound.name) if bound.name else None
+    if bound.name and not _is_integer(bound_type) or (
+            bound.name is None and (not isinstance(bound.const, int)
+                                    or isinstance(bound.const, bool))):
+        shown = bound_type if bound.name else type(bound.const).__name__
+        return Missed("BoundNotInteger", f"the bound '{bound}' has type {shown}, "
+                      "not an integer", counter.test.loc)
+    return Candidate(loop, counter, others)
+
+
+def remove_tests(blocks: dict[int, ir.Block], tests) -> None:
+    """Replace each test by a jump to the block it always continues to."""
+    for test in tests:
+        block = blocks[test.label]
+        body = [s for i, s in enumerate(block.body[:-1]) if i not in test.slice]
+        blocks[test.label] = with_body(block, body + [ir.Jump(test.stay, test.loc)])
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class WhileToRange(LoopOptPass):
+    """The while-to-range pass; see the module docstring."""
+
+    _name = "loopopt_while_to_range"
+    pass_name = PASS
+    options_field = "while_to_range"
+
+    def transform(self, state, options, emit: RemarkEmitter) -> bool:
+        func_ir = state.func_ir
+        forest = LoopForest(func_ir.blocks)
+        if not forest.loops:
+            return False
+        func_ir._definitions = build_definitions(func_ir.blocks)
+        facts = TypeFacts(state)
+        changed = False
+        seen: set[int] = set()
+        while True:
+            du = DefUse(func_ir.blocks)
+            todo = [lp for lp in forest.loops if lp.header not in seen]
+            if not todo:
+                break
+            loop = todo[0]
+            seen.add(loop.header)
+            if is_for_loop(func_ir.blocks, loop):
+                continue
+            if self._rewrite_loop(func_ir, forest, loop, du, facts, options, emit, seen):
+                changed = True
+                forest = LoopForest(func_ir.blocks)
+        if changed:
+            cfg = compute_cfg_from_blocks(func_ir.blocks)
+            for dead in cfg.dead_nodes():
+                del func_ir.blocks[dead]
+            func_ir._definitions = build_definitions(func_ir.blocks)
+            postproc.PostProcessor(func_ir).run()
+            func_ir.blocks = simplify_CFG(func_ir.blocks)
+        return changed
+
+    def _rewrite_loop(self, func_ir, forest, loop, du, facts, options, emit,
+                      seen) -> bool:
+        cand = match(func_ir, forest, loop, du, facts)
+        if isinstance(cand, Missed):
+            emit.missed(cand.key, cand.loc, cand.message)
+            return False
+        counter = cand.counter
+        plan = None
+        if options.version_modulo:
+            plan = modulo_versioning.plan(func_ir.blocks, cand.loop, counter, du,
+                                          facts, options.max_versioned_stmts)
+            if isinstance(plan, Missed):
+                emit.missed(plan.key, plan.loc, plan.message)
+                plan = None
+        # All analysis has completed; start transforming.
+        if cand.removable:
+            remove_tests(func_ir.blocks, cand.removable)
+            removed = ", ".join(f"'{t.describe()}'" for t in cand.removable)
+            emit.passed("Rewritten", counter.test.loc,
+                        f"while loop is counted ({counter.describe()}, step "
+                        f"{counter.step}): the loop-invariant test {removed} no "
+                        "longer runs on every iteration",
+                        counter=counter.name, bound=str(counter.bound),
+                        step=counter.step, removed=removed)
+        if plan is not None:
+            copies = modulo_versioning.apply(func_ir, cand.loop, counter, plan)
+            seen.update(copies)
+            emit.passed("Versioned", counter.test.loc, plan.describe(),
+                        modulos=len(plan.uses))
+        if not cand.removable and plan is None:
+            emit.analysis("AlreadyCounted", counter.test.loc,
+                          f"while loop is counted ({counter.describe()}, step "
+                          f"{counter.step}) and has no invariant test to remove")
+            return False
+        return True
