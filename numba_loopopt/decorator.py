@@ -75,6 +75,7 @@ def jit(signature_or_function=None, *, options: Options | Mapping | None = None,
     """
     opts = Options.coerce(options)
     _check_njit_keywords(njit_kwargs)
-    njit_kwargs.setdefault("nopython", True)
+    if not njit_kwargs.get("forceobj"):
+        njit_kwargs.setdefault("nopython", True)
     pipeline = LoopOptPipeline.with_options(opts)
     return numba.jit(signature_or_function, pipeline_class=pipeline, **njit_kwargs)

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import copy
 
-from numba.core import ir
-from numba.core.ir_utils import next_label
+from numba.core import ir, ir_utils
+
+
+def new_label(blocks: dict[int, ir.Block]) -> int:
+    """A label no block of ``blocks`` (nor any other numba IR) uses yet.
+
+    numba's global label counter only knows the labels that went through its
+    own helpers; bytecode offsets can be above it, so lift it past ``blocks``
+    first."""
+    ir_utils._the_max_label.update(max(blocks))
+    return ir_utils.next_label()
 
 
 def fresh(scope: ir.Scope, hint: str, loc: ir.Loc) -> ir.Var:
@@ -60,7 +69,7 @@ def copy_region(blocks: dict[int, ir.Block],
     one rename variables in place), but constant values are shared: numba's
     ``Const``/``Global`` deep copies keep their value, and the scope is kept
     through the memo."""
-    mapping = {label: next_label() for label in sorted(labels)}
+    mapping = {label: new_label(blocks) for label in sorted(labels)}
     copies = {}
     for label in sorted(labels):
         block = blocks[label]

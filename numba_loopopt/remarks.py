@@ -90,7 +90,10 @@ def warn_missed(found: Iterable[Remark]) -> None:
     for remark in found:
         if remark.kind is RemarkKind.MISSED:
             loc = ir.Loc(remark.filename, remark.line) if remark.line else None
-            warnings.warn(NumbaPerformanceWarning(str(remark), loc=loc))
+            # Attribute the warning to the user's source line, not to this module.
+            warnings.warn_explicit(NumbaPerformanceWarning(str(remark), loc=loc),
+                                   NumbaPerformanceWarning, remark.filename,
+                                   remark.line or 1)
 
 
 def _as_argtypes(signature):

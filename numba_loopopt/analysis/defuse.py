@@ -32,7 +32,13 @@ class DefUse:
                 site = Site(label, index, stmt)
                 if isinstance(stmt, ir.Assign):
                     self.defs[stmt.target.name].append(site)
-                    used = stmt.value.list_vars() if hasattr(stmt.value, "list_vars") else []
+                    value = stmt.value
+                    if isinstance(value, ir.Var):
+                        used = [value]
+                    elif isinstance(value, ir.Expr):
+                        used = value.list_vars()
+                    else:  # Arg, Const, Global, FreeVar
+                        used = []
                 else:
                     used = stmt.list_vars()
                 for var in used:

@@ -36,9 +36,10 @@ def is_fresh_allocation(func_ir: ir.FunctionIR, value) -> bool:
 
 
 def read_only_array(func_ir: ir.FunctionIR, du: DefUse, name: str,
-                    typemap: dict) -> Missed | None:
+                    typemap: dict, loc: ir.Loc | None = None) -> Missed | None:
     """``None`` if array ``name`` provably never changes after it is built,
-    else why not."""
+    else why not.  ``loc`` is where to report a reason that has no statement
+    of its own (the array's origin or type)."""
     defs = du.defs.get(name, ())
     if len(defs) != 1:
         where = ", ".join(str(_line(s)) for s in defs)
@@ -48,15 +49,16 @@ def read_only_array(func_ir: ir.FunctionIR, du: DefUse, name: str,
     if isinstance(definition.value, ir.Arg):
         return Missed("FlagMayAlias",
                       f"'{name}' is an argument: the caller may pass a view of an "
-                      "array the loop writes", definition.loc)
+                      "array the loop writes", loc or definition.loc)
     if not is_fresh_allocation(func_ir, definition.value):
         return Missed("FlagMayAlias",
                       f"'{name}' is not a fresh numpy allocation, so it may share "
-                      "memory with another array", definition.loc)
+                      "memory with another array", loc or definition.loc)
     ty = typemap.get(name)
     if not isinstance(ty, types.Array) or ty.ndim > 1:
         return Missed("FlagNotScalarArray",
-                      f"'{name}' has type {ty}, not a 0-d or 1-d array", definition.loc)
+                      f"'{name}' has type {ty}, not a 0-d or 1-d array",
+                      loc or definition.loc)
     for site in du.uses.get(name, ()):
         why = _use_changes_array(du, name, site, typemap)
         if why is not None:

@@ -24,7 +24,6 @@ import operator
 from dataclasses import dataclass
 
 from numba.core import ir, types
-from numba.core.ir_utils import next_label
 
 from .. import irbuild
 from ..analysis.defuse import DefUse
@@ -215,7 +214,7 @@ def apply(func_ir: ir.FunctionIR, loop: Loop, counter, plan: Plan) -> set[int]:
                 copy[index] = ir.Assign(operand, target, stmt.loc)
     blocks.update(copies)
 
-    check_labels = [next_label() for _ in plan.conditions]
+    check_labels = [irbuild.new_label(blocks) for _ in plan.conditions]
     for n, (a, op, b, c) in enumerate(plan.conditions):
         body: list[ir.Stmt] = []
         lhs = _operand_var(scope, a, loc, body)

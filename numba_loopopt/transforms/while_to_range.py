@@ -184,7 +184,7 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
     return Counter(iv, test, op, bound, step, site.stmt)
 
 
-def _constant_step(du: DefUse, iv: str, stmt: ir.Assign) -> int | None:
+def _constant_step(du: DefUse, iv: str, stmt: ir.Assign) -> int | float | None:
     value = stmt.value
     if isinstance(value, ir.Var):
         value = du.single_def(value.name)
@@ -201,7 +201,9 @@ def _constant_step(du: DefUse, iv: str, stmt: ir.Assign) -> int | None:
     else:
         return None
     step = du.const_value(other)
-    if not isinstance(step, int) or isinstance(step, bool):
+    # A float step is still a constant step: the type check then reports the
+    # counter as not an integer, which is the real reason.
+    if not isinstance(step, (int, float)) or isinstance(step, bool):
         return None
     return sign * step
 
@@ -216,7 +218,7 @@ def check_invariant(func_ir: ir.FunctionIR, test: Test, loop: Loop, du: DefUse,
                           f"'{test.describe()}' is reassigned at line "
                           f"{_lines(sites)}", sites[0].stmt.loc)
     if test.kind in ("item", "index"):
-        return read_only_array(func_ir, du, test.subject, facts.typemap)
+        return read_only_array(func_ir, du, test.subject, facts.typemap, test.loc)
     for name in test.names():
         if not _is_scalar(facts.of(name)):
             return Missed("FlagNotScalar", f"'{name}' in the loop test "
