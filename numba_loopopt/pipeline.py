@@ -172,6 +172,9 @@ class _FallbackPassManager(PassManager):
                     "pipeline instead, so no rewrite applies")
         emit.commit(state.metadata)
         ctx.changed = False
+        # numba stores the failure in the compile result as a typing error,
+        # which the dispatcher raises: this one has been handled.
+        state.status.fail_reason = None
         super().run(state)
 
 
@@ -220,7 +223,7 @@ class LoopOptPipeline(CompilerBase):
         ctx.initial["reload_init"] = []
         state[STATE_KEY] = ctx
 
-        pm = _rebuild(DefaultPassBuilder.define_nopython_pipeline(state, "loopopt"),
+        pm = _rebuild(DefaultPassBuilder.define_nopython_pipeline(state, "nopython"),
                       _OptimisingPassManager)
         add_loopopt_passes(pm)
         pm.add_pass(ReportRemarks, "report loopopt remarks")
