@@ -1,0 +1,40 @@
+"""Command line: ``python -m numba_loopopt COMMAND``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__, demo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m numba_loopopt",
+        description="Loop-optimising compiler passes for numba.")
+    parser.add_argument("--version", action="version",
+                        version=f"numba_loopopt {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo_parser = commands.add_parser(
+        "demo", help="compile example kernels stock vs optimised; show remarks "
+                     "and speed-ups",
+        description="Compile three example kernels with numba.njit and with "
+                    "numba_loopopt.jit, check the results are identical, print "
+                    "the optimisation remarks and the speed ratio.")
+    demo.add_arguments(demo_parser)
+    demo_parser.set_defaults(run=demo.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
