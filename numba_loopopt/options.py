@@ -23,19 +23,10 @@ class OptionError(TypeError, ValueError):
 class _Check:
     """How one option field is validated."""
 
-    kind: type | None = None
-    choices: tuple = ()
+    kind: type
     minimum: int | None = None
 
     def validate(self, qualname: str, value: Any) -> None:
-        if self.choices:
-            if value not in self.choices:
-                allowed = ", ".join(repr(c) for c in self.choices)
-                raise OptionError(
-                    f"numba_loopopt option {qualname!r} must be one of {allowed}, "
-                    f"got {value!r}"
-                )
-            return
         # bool is an int subclass: an int option must not silently take True.
         if not isinstance(value, self.kind) or (
             self.kind is int and isinstance(value, bool)
@@ -86,14 +77,6 @@ class WhileToRangeOptions(_Validated):
     _prefix = "while_to_range."
 
     enabled: bool = _option(True, "Run the pass.", kind=bool)
-    form: str = _option(
-        "auto",
-        "Loop form emitted for a rewritten loop: 'while' keeps numba's plain "
-        "while loop with the invariant tests removed, 'range' emits a "
-        "``for ... in range(...)`` loop (unit steps on intp counters only), "
-        "'auto' picks the form measured fastest (see benchmarks/).",
-        choices=("auto", "while", "range"),
-    )
     version_modulo: bool = _option(
         True,
         "Version loops that index ``x[(i + k) % L]``: one check before the loop "
@@ -133,7 +116,7 @@ class Options(_Validated):
     A pass's options are given as its options object, a mapping of its fields,
     or a bool that switches the pass on or off::
 
-        Options(while_to_range={"form": "range"}, warn_missed=True)
+        Options(while_to_range={"version_modulo": False}, warn_missed=True)
     """
 
     while_to_range: WhileToRangeOptions = field(

@@ -27,10 +27,12 @@ is known, loops indexing ``x[(i + k) % L]`` are versioned (see
 :mod:`.modulo_versioning`).  Anything else leaves the IR untouched and emits a
 missed remark saying why.
 
-Emitted form: numba's ``for ... in range`` loop is sometimes *slower* than the
-equivalent plain ``while`` (numba issue 10670; measured in
-``benchmarks/bench_while_to_range.py``), so the loop keeps numba's ``while``
-shape, which is what the benchmark measured fastest.
+Emitted form: the loop keeps numba's plain ``while`` shape rather than
+becoming ``for i in range(...)``.  Measured (``benchmarks/bench_while_to_range.py``,
+hand-written loops in one run): a plain ``while`` runs as fast as ``range`` on
+``buf[i + 1] = buf[i] + 1`` and 1.5x faster when the body keeps a modulo
+(numba's range iterator adds branches, numba issue 10670), which is what a
+scan with a circular buffer runs when versioning's check fails.
 """
 
 from __future__ import annotations
