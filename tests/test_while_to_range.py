@@ -499,3 +499,95 @@ def test_plain_counted_while_is_reported_as_already_counted():
     assert_unchanged(plain, (F64, I64))
     disp = run_both(plain, np.zeros(5), 5)
     assert remark_keys(disp) == ["AlreadyCounted"]
+
+
+# --- shapes around the target: continue, else, globals, computed bounds -----
+
+LIMIT = 7
+FLAG = False
+
+
+def with_continue(buf, n):
+    cond = np.array(False)
+    i = 0
+    while i < n and not cond.item():
+        i += 1
+        if buf[i] > 2:
+            continue
+        buf[i] += 1.0
+    return i
+
+
+def with_else(buf, n):
+    cond = np.array(False)
+    i = 0
+    while i < n and not cond.item():
+        buf[i] += 1.0
+        i += 1
+    else:
+        i += 100
+    return i
+
+
+def global_bound(buf):
+    cond = np.array(False)
+    i = 0
+    while i < LIMIT and not cond.item():
+        buf[i] += 1.0
+        i += 1
+    return i
+
+
+def global_flag(buf, n):
+    i = 0
+    while i < n and not FLAG:
+        buf[i] += 1.0
+        i += 1
+    return i
+
+
+def len_bound(buf):
+    cond = np.array(False)
+    i = 0
+    while i < len(buf) and not cond.item():
+        buf[i] += 1.0
+        i += 1
+    return i
+
+
+def test_continue_keeps_the_inner_rotated_loop_and_explains_the_outer_one():
+    # CPython sends 'continue' back to the guard: two natural loops.
+    for n in COUNTS:
+        disp = run_both(with_continue, np.arange(12.0), n)
+    assert remark_keys(disp) == ["Rewritten", "NotCounted"]
+    (missed_remark,) = [r for r in lo.remarks(disp, disp.signatures[0]) if r.key == "NotCounted"]
+    assert "a 'continue'" in missed_remark.message
+
+
+@pytest.mark.parametrize("kernel,make_args,keys", [
+    (with_else, lambda n: (np.zeros(12), n), ["Rewritten"]),
+    (global_bound, lambda n: (np.zeros(12),), ["Rewritten"]),
+    # numba prunes the constant test itself before this pass runs.
+    (global_flag, lambda n: (np.zeros(12), n), ["AlreadyCounted"]),
+    (len_bound, lambda n: (np.zeros(12),), ["BoundNotInvariant"]),
+])
+def test_shapes_around_the_target(kernel, make_args, keys):
+    for n in COUNTS:
+        disp = run_both(kernel, *make_args(n))
+    assert remark_keys(disp) == keys
+
+
+def test_recomputed_bound_is_named_in_the_remark():
+    (remark,) = missed(len_bound, np.zeros(4))
+    assert "recomputes 'len(buf)' on every iteration" in remark.message
+
+
+def test_check_not_lines_can_fail_on_an_unrewritten_loop():
+    dump = dump_after(scan_item, (F64, I64), while_to_range=False)
+    with pytest.raises(AssertionError, match="CHECK-NOT"):
+        check(dump, r"""
+            CHECK:     getattr(value=cond, attr=item)
+            CHECK:     label
+            CHECK-NOT: attr=item
+            CHECK:     return
+        """)

@@ -47,7 +47,8 @@ class Test:
 
     label: int
     kind: str
-    """'compare', 'item' (``a.item()``), 'index' (``a[k]``) or 'scalar' (``x``)."""
+    """'compare', 'item' (``a.item()``), 'index' (``a[k]``), 'scalar' (``x``) or
+    'constant' (a global or literal numba freezes)."""
     key: tuple
     """Identifies the same condition in a guard and in the latch."""
     stay_on: bool
@@ -69,6 +70,8 @@ class Test:
             return f"{self.subject}.item()"
         if self.kind == "index":
             return f"{self.subject}[{self.key[2][1]}]"
+        if self.kind == "constant":
+            return repr(self.lhs.const)
         return self.subject
 
     def names(self) -> frozenset[str]:
@@ -89,10 +92,24 @@ def _local_defs(block: ir.Block) -> dict[str, tuple[int, ir.Assign]]:
     return found
 
 
+def _frozen_scalar(value):
+    """The value of a constant or of a global numba freezes at compile time,
+    if it is a plain scalar."""
+    if isinstance(value, (ir.Const, ir.Global, ir.FreeVar)) and isinstance(
+            value.value, (bool, int, float)):
+        return value.value
+    return _NOT_SCALAR
+
+
+_NOT_SCALAR = object()
+
+
 def _operand(local: dict, var: ir.Var) -> Operand:
     entry = local.get(var.name) if is_temp(var.name) else None
-    if entry is not None and isinstance(entry[1].value, ir.Const):
-        return Operand(const=entry[1].value.value)
+    if entry is not None:
+        frozen = _frozen_scalar(entry[1].value)
+        if frozen is not _NOT_SCALAR:
+            return Operand(const=frozen)
     return Operand(name=var.name)
 
 
@@ -160,6 +177,11 @@ def classify(block: ir.Block, label: int, stay_target, du: DefUse) -> Test | Non
     elif value is None and not is_temp(subject.name):
         test = Test(kind="scalar", key=("scalar", subject.name), subject=subject.name,
                     slice=frozenset(), **common)
+    elif _frozen_scalar(value) is not _NOT_SCALAR:
+        # A global or constant flag: numba freezes it, so it never changes.
+        frozen = _frozen_scalar(value)
+        test = Test(kind="constant", key=("constant", frozen), subject=None,
+                    slice=frozenset(), op=None, lhs=Operand(const=frozen), **common)
     else:
         return None
     return _with_slice(test, block, local, used, du)
@@ -221,18 +243,24 @@ def entry_guards(forest: LoopForest, loop: Loop, du: DefUse) -> list[Guard]:
 
 def latch_chain(forest: LoopForest, loop: Loop, du: DefUse) -> list[Test]:
     """The tests at the end of each iteration, first to last: a chain of test
-    blocks ending in the loop's single back edge.  Only the first block of the
-    chain may hold other statements."""
+    blocks (linked by plain jumps) ending in the loop's single back edge.  Only
+    the first test block of the chain may hold other statements."""
     blocks = forest.blocks
     (latch,) = loop.latches
     chain: list[Test] = []
     cur, nxt = latch, loop.header
     for _ in range(MAX_CHAIN):
-        test = classify(blocks[cur], cur, lambda t, n=nxt: t == n, du)
-        if test is None or test.leave in loop:
-            break
-        chain.append(test)
-        if cur == loop.header or not only_test_statements(blocks[cur], test):
+        block = blocks[cur]
+        if isinstance(block.terminator, ir.Jump):
+            pass  # a plain link, e.g. where numba pruned a constant test
+        else:
+            test = classify(block, cur, lambda t, n=nxt: t == n, du)
+            if test is None or test.leave in loop:
+                break
+            chain.append(test)
+            if not only_test_statements(block, test):
+                break
+        if cur == loop.header:
             break
         preds = forest.predecessors(cur)
         if len(preds) != 1 or preds[0] not in loop:

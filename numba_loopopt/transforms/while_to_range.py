@@ -46,7 +46,7 @@ from numba.core.compiler_machinery import register_pass
 from numba.core.ir_utils import build_definitions, compute_cfg_from_blocks, simplify_CFG
 from numba.core.typed_passes import type_inference_stage
 
-from ..analysis.defuse import DefUse
+from ..analysis.defuse import DefUse, is_temp
 from ..analysis.effects import read_only_array
 from ..analysis.loops import Loop, LoopForest
 from ..analysis.tests import SYMBOL, Operand, Test, entry_guards, latch_chain
@@ -113,6 +113,29 @@ class TypeFacts:
         return None if ty is None else types.unliteral(ty)
 
 
+def render(du: DefUse, name: str, depth: int = 3) -> str:
+    """Source-like text for a temporary: ``len(buf)``, ``a.shape[0]``."""
+    value = du.single_def(name) if is_temp(name) else None
+    if value is None or depth == 0:
+        return name
+    if isinstance(value, (ir.Global, ir.FreeVar)):
+        return getattr(value.value, "__name__", value.name)
+    if isinstance(value, ir.Const):
+        return repr(value.value)
+    if isinstance(value, ir.Expr):
+        sub = lambda var: render(du, var.name, depth - 1)  # noqa: E731
+        if value.op == "call":
+            args = ", ".join(sub(a) for a in value.args)
+            return f"{sub(value.func)}({args})"
+        if value.op == "getattr":
+            return f"{sub(value.value)}.{value.attr}"
+        if value.op == "static_getitem":
+            return f"{sub(value.value)}[{value.index!r}]"
+        if value.op == "getitem":
+            return f"{sub(value.value)}[{sub(value.index)}]"
+    return name
+
+
 def _is_integer(ty) -> bool:
     return isinstance(ty, types.Integer)
 
@@ -153,6 +176,11 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
     lhs_varies = not _invariant_operand(test.lhs, du, loop)
     rhs_varies = not _invariant_operand(test.rhs, du, loop)
     if lhs_varies and rhs_varies:
+        for side in (test.rhs, test.lhs):
+            if is_temp(side.name):
+                return Missed("BoundNotInvariant", f"the loop test recomputes "
+                              f"'{render(du, side.name)}' on every iteration; "
+                              "assign it to a variable before the loop", test.loc)
         name = test.rhs.name
         return Missed("BoundChanges", f"both sides of '{test.describe()}' change "
                       f"in the loop: '{name}' is reassigned at line "
@@ -219,6 +247,8 @@ def check_invariant(func_ir: ir.FunctionIR, test: Test, loop: Loop, du: DefUse,
             return Missed("FlagChanges", f"'{name}' in the loop test "
                           f"'{test.describe()}' is reassigned at line "
                           f"{_lines(sites)}", sites[0].stmt.loc)
+    if test.kind == "constant":
+        return None
     if test.kind in ("item", "index"):
         return read_only_array(func_ir, du, test.subject, facts.typemap, test.loc)
     for name in test.names():
@@ -242,8 +272,14 @@ def match(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
                       "edges (a 'continue' before the counter update?)", loc)
     chain = latch_chain(forest, loop, du)
     if not chain:
-        return Missed("NotCounted", "the loop does not end in a test of its "
-                      "condition", loc)
+        (latch,) = loop.latches
+        back = forest.blocks[latch].terminator
+        if isinstance(back, ir.Jump):
+            return Missed("NotCounted", f"the loop jumps back at line {back.loc.line} "
+                          "without testing its condition (a 'continue' or "
+                          "'while True')", back.loc)
+        return Missed("NotCounted", "the loop does not end in a test this pass "
+                      "understands", loc)
     counter = match_counter(forest, loop, chain, du)
     if isinstance(counter, Missed):
         return counter
