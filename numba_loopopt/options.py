@@ -25,8 +25,16 @@ class _Check:
 
     kind: type
     minimum: int | None = None
+    optional_callable: bool = False
 
     def validate(self, qualname: str, value: Any) -> None:
+        if self.optional_callable:
+            if value is not None and not callable(value):
+                raise OptionError(
+                    f"numba_loopopt option {qualname!r} must be a callable or None, "
+                    f"got {type(value).__name__} ({value!r})"
+                )
+            return
         # bool is an int subclass: an int option must not silently take True.
         if not isinstance(value, self.kind) or (
             self.kind is int and isinstance(value, bool)
@@ -91,6 +99,32 @@ class WhileToRangeOptions(_Validated):
     )
 
 
+@dataclass(frozen=True)
+class InliningOptions(_Validated):
+    """Options of the ``inline`` pass."""
+
+    _prefix = "inline."
+
+    enabled: bool = _option(
+        True, "Run the pass (it replaces numba's InlineInlinables; when off, "
+        "numba's own inlining of inline='always' callees runs as usual).", kind=bool)
+    max_callee_stmts: int = _option(
+        60, "Largest callee, in numba IR statements, the default cost model inlines.",
+        kind=int, minimum=0)
+    max_growth: int = _option(
+        2000, "Most statements inlining may add to one function in total.",
+        kind=int, minimum=0)
+    max_depth: int = _option(
+        3, "Deepest inline nesting: a call inside code inlined this many levels "
+        "deep stays a real call, so recursive callees always terminate.",
+        kind=int, minimum=0)
+    cost_model: Any = _option(
+        None, "A callable ``(expr, caller_ir, callee_ir, depth) -> bool`` deciding "
+        "each call site instead of the size budgets (numba's inline= cost model "
+        "signature plus the inline depth); the depth bound still applies.",
+        kind=object, optional_callable=True)
+
+
 def _coerce_pass_options(cls: type, value: Any, name: str):
     """``True``/``False`` toggles a pass, a mapping sets its fields."""
     if isinstance(value, cls):
@@ -106,7 +140,10 @@ def _coerce_pass_options(cls: type, value: Any, name: str):
 
 
 #: The options object of each pass, by field name of :class:`Options`.
-PASS_OPTIONS: dict[str, type] = {"while_to_range": WhileToRangeOptions}
+PASS_OPTIONS: dict[str, type] = {
+    "inline": InliningOptions,
+    "while_to_range": WhileToRangeOptions,
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +156,10 @@ class Options(_Validated):
         Options(while_to_range={"version_modulo": False}, warn_missed=True)
     """
 
+    inline: InliningOptions = field(
+        default_factory=InliningOptions,
+        metadata={"check": _Check(kind=InliningOptions), "doc": "inline pass"},
+    )
     while_to_range: WhileToRangeOptions = field(
         default_factory=WhileToRangeOptions,
         metadata={"check": _Check(kind=WhileToRangeOptions), "doc": "while-to-range pass"},

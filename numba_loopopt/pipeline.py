@@ -225,7 +225,7 @@ class LoopOptPipeline(CompilerBase):
 
         pm = _rebuild(DefaultPassBuilder.define_nopython_pipeline(state, "nopython"),
                       _OptimisingPassManager)
-        add_loopopt_passes(pm)
+        add_loopopt_passes(pm, ctx.options)
         pm.add_pass(ReportRemarks, "report loopopt remarks")
         pm.finalize()
         if not can_fall_back:
@@ -237,13 +237,20 @@ class LoopOptPipeline(CompilerBase):
         return [pm, stock]
 
 
-def add_loopopt_passes(pm: PassManager) -> None:
+def add_loopopt_passes(pm: PassManager, options: Options) -> None:
     """Insert the loopopt passes into a nopython pipeline, in order.
 
-    The untyped, structural passes sit right after numba's ``InlineInlinables``
+    The untyped, structural passes sit where numba's ``InlineInlinables`` is
     (before SSA is built, so names may be reassigned freely and no phi needs
-    repair); the anchor occurs once in the pipeline.
+    repair); that anchor occurs once in the pipeline.  The inline pass takes
+    its place (it honours ``inline='always'`` itself, with a depth bound).
     """
+    from .transforms.inline import InlineCalls
     from .transforms.while_to_range import WhileToRange
 
-    pm.add_pass_after(WhileToRange, InlineInlinables)
+    anchor = InlineInlinables
+    if options.inline.enabled:
+        index = [cls for cls, _ in pm.passes].index(InlineInlinables)
+        pm.passes[index] = (InlineCalls, "loopopt: inline calls by a cost model")
+        anchor = InlineCalls
+    pm.add_pass_after(WhileToRange, anchor)

@@ -217,7 +217,7 @@ def test_new_labels_never_collide_with_bytecode_offsets(monkeypatch):
     from numba.core import ir_utils
 
     sig = (F64, I64, I64, I64)
-    before, _ = ir_after(negative_start, sig, "inline_inlinables")
+    before, _ = ir_after(negative_start, sig, "make_function_op_code_to_jit_function")
     last = max(int(m) for m in re.findall(r"^label (\d+):", before, re.M))
     for start in (-3, 0, 2):
         monkeypatch.setattr(ir_utils._the_max_label, "_value", last - 3)

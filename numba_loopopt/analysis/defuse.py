@@ -71,6 +71,3 @@ class DefUse:
 
 _MISSING = object()
 
-
-def is_temp(name: str) -> bool:
-    return name.startswith("$")

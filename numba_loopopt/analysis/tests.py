@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from numba.core import ir
 
-from .defuse import DefUse, is_temp
+from .defuse import DefUse
 from .loops import Loop, LoopForest
 
 #: Comparisons a counter test may use, and the same comparison with swapped operands.
@@ -62,6 +62,8 @@ class Test:
     rhs: Operand | None = None
     subject: str | None = None
     """The flag array or scalar of a non-comparison test."""
+    temps: frozenset[str] = frozenset()
+    """Single-definition names the block computes for this test."""
 
     def describe(self) -> str:
         if self.kind == "compare":
@@ -81,7 +83,7 @@ class Test:
             found.add(self.subject)
         if self.kind == "index" and self.key[2][0] == "var":
             found.add(self.key[2][1])
-        return frozenset(n for n in found if not is_temp(n))
+        return frozenset(n for n in found if n not in self.temps)
 
 
 def _local_defs(block: ir.Block) -> dict[str, tuple[int, ir.Assign]]:
@@ -104,8 +106,8 @@ def _frozen_scalar(value):
 _NOT_SCALAR = object()
 
 
-def _operand(local: dict, var: ir.Var) -> Operand:
-    entry = local.get(var.name) if is_temp(var.name) else None
+def _operand(local: dict, var: ir.Var, is_local_temp) -> Operand:
+    entry = local.get(var.name) if is_local_temp(var.name) else None
     if entry is not None:
         frozen = _frozen_scalar(entry[1].value)
         if frozen is not _NOT_SCALAR:
@@ -129,6 +131,12 @@ def classify(block: ir.Block, label: int, stay_target, du: DefUse) -> Test | Non
     local = _local_defs(block)
     used: list[str] = []
 
+    # A temporary: computed once, in this block, and used only here.  Not
+    # "named with a $": after numba inlines a callee its temporaries lose it.
+    def is_local_temp(name: str) -> bool:
+        return (name in local and len(du.defs.get(name, ())) == 1
+                and all(site.label == label for site in du.uses.get(name, ())))
+
     def local_value(var: ir.Var):
         entry = local.get(var.name)
         if entry is None:
@@ -145,9 +153,10 @@ def classify(block: ir.Block, label: int, stay_target, du: DefUse) -> Test | Non
         value = local_value(subject)
     common = dict(label=label, stay_on=true_stays, stay=stay, leave=leave, loc=term.loc)
     if isinstance(value, ir.Expr) and value.op == "binop" and value.fn in COMPARISONS:
-        lhs, rhs = _operand(local, value.lhs), _operand(local, value.rhs)
+        lhs = _operand(local, value.lhs, is_local_temp)
+        rhs = _operand(local, value.rhs, is_local_temp)
         for var in (value.lhs, value.rhs):
-            if var.name in local and is_temp(var.name):
+            if is_local_temp(var.name):
                 used.append(var.name)
         test = Test(kind="compare", key=("compare", value.fn, lhs, rhs), op=value.fn,
                     lhs=lhs, rhs=rhs, slice=frozenset(), **common)
@@ -155,26 +164,26 @@ def classify(block: ir.Block, label: int, stay_target, du: DefUse) -> Test | Non
             and not value.kws and value.vararg is None:
         method = local_value(value.func)
         if not (isinstance(method, ir.Expr) and method.op == "getattr"
-                and method.attr == "item" and not is_temp(method.value.name)):
+                and method.attr == "item" and not is_local_temp(method.value.name)):
             return None
         name = method.value.name
         test = Test(kind="item", key=("item", name), subject=name,
                     slice=frozenset(), **common)
     elif isinstance(value, ir.Expr) and value.op in ("getitem", "static_getitem") \
-            and not is_temp(value.value.name):
+            and not is_local_temp(value.value.name):
         if value.op == "static_getitem":
             index = ("const", value.index)
             if value.index_var is not None and value.index_var.name in local:
                 used.append(value.index_var.name)
         else:
-            idx = _operand(local, value.index)
+            idx = _operand(local, value.index, is_local_temp)
             if value.index.name in local:
                 used.append(value.index.name)
             index = ("const", idx.const) if idx.name is None else ("var", idx.name)
         name = value.value.name
         test = Test(kind="index", key=("index", name, index), subject=name,
                     slice=frozenset(), **common)
-    elif value is None and not is_temp(subject.name):
+    elif value is None:
         test = Test(kind="scalar", key=("scalar", subject.name), subject=subject.name,
                     slice=frozenset(), **common)
     elif _frozen_scalar(value) is not _NOT_SCALAR:
@@ -184,22 +193,20 @@ def classify(block: ir.Block, label: int, stay_target, du: DefUse) -> Test | Non
                     slice=frozenset(), op=None, lhs=Operand(const=frozen), **common)
     else:
         return None
-    return _with_slice(test, block, local, used, du)
+    temps = frozenset(n for n in used if is_local_temp(n))
+    return _with_slice(Test(**{**test.__dict__, "temps": temps}), block, local, du)
 
 
-def _with_slice(test: Test, block: ir.Block, local: dict, used: list[str],
-                du: DefUse) -> Test:
+def _with_slice(test: Test, block: ir.Block, local: dict, du: DefUse) -> Test:
     """Attach the statements that exist only to compute the test: local
     temporaries whose every use is the test itself."""
-    slice_names = {n for n in used if is_temp(n)}
+    slice_names = test.temps
     indices = {local[n][0] for n in slice_names}
     stmts = {id(block.body[i]) for i in indices} | {id(block.terminator)}
     for name in slice_names:
         if any(id(site.stmt) not in stmts or site.label != test.label
                for site in du.uses.get(name, ())):
             # Used elsewhere too: the computation must stay.
-            return Test(**{**test.__dict__, "slice": frozenset()})
-        if len(du.defs.get(name, ())) != 1:
             return Test(**{**test.__dict__, "slice": frozenset()})
     return Test(**{**test.__dict__, "slice": frozenset(indices)})
 

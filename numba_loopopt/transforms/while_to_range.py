@@ -46,7 +46,7 @@ from numba.core.compiler_machinery import register_pass
 from numba.core.ir_utils import build_definitions, compute_cfg_from_blocks, simplify_CFG
 from numba.core.typed_passes import type_inference_stage
 
-from ..analysis.defuse import DefUse, is_temp
+from ..analysis.defuse import DefUse
 from ..analysis.effects import read_only_array
 from ..analysis.loops import Loop, LoopForest
 from ..analysis.tests import SYMBOL, Operand, Test, entry_guards, latch_chain
@@ -115,7 +115,7 @@ class TypeFacts:
 
 def render(du: DefUse, name: str, depth: int = 3) -> str:
     """Source-like text for a temporary: ``len(buf)``, ``a.shape[0]``."""
-    value = du.single_def(name) if is_temp(name) else None
+    value = du.single_def(name)
     if value is None or depth == 0:
         return name
     if isinstance(value, (ir.Global, ir.FreeVar)):
@@ -177,7 +177,7 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
     rhs_varies = not _invariant_operand(test.rhs, du, loop)
     if lhs_varies and rhs_varies:
         for side in (test.rhs, test.lhs):
-            if is_temp(side.name):
+            if side.name in test.temps:
                 return Missed("BoundNotInvariant", f"the loop test recomputes "
                               f"'{render(du, side.name)}' on every iteration; "
                               "assign it to a variable before the loop", test.loc)
