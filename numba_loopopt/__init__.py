@@ -11,11 +11,18 @@ check_numba_version()
 
 from ._version import __version__  # noqa: E402
 from .decorator import jit  # noqa: E402
-from .options import InliningOptions, OptionError, Options, WhileToRangeOptions  # noqa: E402
+from .options import (  # noqa: E402
+    FuseLoopsOptions,
+    InliningOptions,
+    OptionError,
+    Options,
+    WhileToRangeOptions,
+)
 from .pipeline import LoopOptPipeline  # noqa: E402
 from .remarks import Remark, RemarkKind, remarks  # noqa: E402
 
 __all__ = [
+    "FuseLoopsOptions",
     "InliningOptions",
     "LoopOptPipeline",
     "OptionError",

@@ -125,6 +125,15 @@ class InliningOptions(_Validated):
         kind=object, optional_callable=True)
 
 
+@dataclass(frozen=True)
+class FuseLoopsOptions(_Validated):
+    """Options of the ``fuse-loops`` pass."""
+
+    _prefix = "fuse_loops."
+
+    enabled: bool = _option(True, "Run the pass.", kind=bool)
+
+
 def _coerce_pass_options(cls: type, value: Any, name: str):
     """``True``/``False`` toggles a pass, a mapping sets its fields."""
     if isinstance(value, cls):
@@ -143,6 +152,7 @@ def _coerce_pass_options(cls: type, value: Any, name: str):
 PASS_OPTIONS: dict[str, type] = {
     "inline": InliningOptions,
     "while_to_range": WhileToRangeOptions,
+    "fuse_loops": FuseLoopsOptions,
 }
 
 
@@ -163,6 +173,10 @@ class Options(_Validated):
     while_to_range: WhileToRangeOptions = field(
         default_factory=WhileToRangeOptions,
         metadata={"check": _Check(kind=WhileToRangeOptions), "doc": "while-to-range pass"},
+    )
+    fuse_loops: FuseLoopsOptions = field(
+        default_factory=FuseLoopsOptions,
+        metadata={"check": _Check(kind=FuseLoopsOptions), "doc": "fuse-loops pass"},
     )
     strict: bool = _option(
         False,

@@ -245,6 +245,7 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
     repair); that anchor occurs once in the pipeline.  The inline pass takes
     its place (it honours ``inline='always'`` itself, with a depth bound).
     """
+    from .transforms.fuse_loops import FuseLoops
     from .transforms.inline import InlineCalls
     from .transforms.while_to_range import WhileToRange
 
@@ -254,3 +255,4 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
         pm.passes[index] = (InlineCalls, "loopopt: inline calls by a cost model")
         anchor = InlineCalls
     pm.add_pass_after(WhileToRange, anchor)
+    pm.add_pass_after(FuseLoops, WhileToRange)

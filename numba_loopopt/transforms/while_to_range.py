@@ -38,18 +38,17 @@ scan with a circular buffer runs when versioning's check fails.
 from __future__ import annotations
 
 import operator
-import warnings
 from dataclasses import dataclass
 
 from numba.core import ir, postproc, types
 from numba.core.compiler_machinery import register_pass
 from numba.core.ir_utils import build_definitions, compute_cfg_from_blocks, simplify_CFG
-from numba.core.typed_passes import type_inference_stage
 
 from ..analysis.defuse import DefUse
 from ..analysis.effects import read_only_array
 from ..analysis.loops import Loop, LoopForest
 from ..analysis.tests import SYMBOL, Operand, Test, entry_guards, latch_chain
+from ..analysis.typing import TypeFacts
 from ..irbuild import with_body
 from ..pipeline import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
@@ -83,34 +82,6 @@ class Candidate:
     loop: Loop
     counter: Counter
     removable: tuple[Test, ...]
-
-
-class TypeFacts:
-    """Argument-specialised types of the untyped IR, computed only when a loop
-    passes every structural check (type inference is the expensive part)."""
-
-    def __init__(self, state):
-        self._state = state
-        self._typemap = None
-
-    @property
-    def typemap(self) -> dict:
-        if self._typemap is None:
-            s = self._state
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    result = type_inference_stage(
-                        s.typingctx, s.targetctx, s.func_ir, s.args, s.return_type,
-                        s.locals, raise_errors=False)
-                    self._typemap = dict(result.typemap)
-                except Exception:
-                    self._typemap = {}
-        return self._typemap
-
-    def of(self, name: str):
-        ty = self.typemap.get(name)
-        return None if ty is None else types.unliteral(ty)
 
 
 def render(du: DefUse, name: str, depth: int = 3) -> str:

@@ -1,0 +1,614 @@
+"""Fuse consecutive counted loops, and contract the temporary between them.
+
+Users write the two-loop form by hand::
+
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * b[i] + c[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+
+which stock numba runs as two passes over memory.  This pass makes one loop of
+two adjacent ``for ... in range(...)`` loops, and when the first one's array is
+a local temporary read only at the same index and dead afterwards, the array,
+its allocation and its stores disappear.  Chains of loops fuse pairwise.
+
+Legal when, all checked before any edit (else a missed remark):
+
+* both loops are ``for i in range(...)`` loops with no ``break``/``return``,
+  the second's set-up directly follows the first's exit, and their ranges are
+  provably equal: the same constant or single-assignment names, ``len(a)``,
+  ``a.shape[0]``, or the length of a fresh ``np.empty(n)``;
+* every array written in either loop is allocated by the function itself
+  (``np.empty``/``zeros``/...), is used before the loops only by that
+  allocation, and is accessed in the loops only at the loop index; so no
+  element is read or written in a different iteration of the other loop, and
+  no other name can alias it (arrays only read may be read anywhere);
+* neither loop reads or writes a scalar the other one assigns (the index
+  excepted), neither has side effects other than those stores (``print``,
+  calls outside a whitelist of pure numeric functions), and not both may raise
+  (so the first exception, and its type, stay the same);
+* the statements between the loops are pure, and neither read what the first
+  loop computes nor assign what it uses: they move ahead of the fused loop.
+
+Contraction additionally needs the first loop to store the array exactly once
+per iteration, at the index, with a value of the array's dtype, never read it,
+and nothing after the loops to use it.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+from numba.core import ir, postproc, types
+from numba.core.compiler_machinery import register_pass
+from numba.core.ir_utils import (
+    build_definitions,
+    compute_cfg_from_blocks,
+    find_callname,
+    guard,
+    simplify_CFG,
+)
+
+from .. import irbuild
+from ..analysis.defuse import DefUse
+from ..analysis.effects import is_fresh_allocation
+from ..analysis.loops import Loop, LoopForest, successors
+from ..analysis.typing import TypeFacts
+from ..pipeline import LoopOptPass
+from ..remarks import Missed, RemarkEmitter
+from ..runtime import check_shape
+
+PASS = "fuse-loops"
+
+#: Calls a fused loop may contain: pure functions of their arguments.
+PURE_CALLS = {
+    "math": None,  # every function of the math module
+    "builtins": frozenset({"abs", "min", "max", "float", "int", "bool", "round", "len",
+                           "complex", "pow", "range"}),
+    "numpy": frozenset({
+        "sqrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos",
+        "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "abs",
+        "absolute", "fabs", "floor", "ceil", "trunc", "rint", "sign", "power", "hypot",
+        "maximum", "minimum", "fmax", "fmin", "isnan", "isinf", "isfinite", "square",
+        "cbrt", "float64", "float32", "int64", "int32", "int8", "int16", "uint8",
+        "uint64", "bool_", "complex128", "real", "imag", "conj", "conjugate"}),
+}
+
+#: Operators that raise ZeroDivisionError under error_model='python'.
+DIVIDING = {operator.truediv, operator.floordiv, operator.mod, operator.pow,
+            operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow}
+
+
+@dataclass(frozen=True)
+class RangeLoop:
+    """A ``for index in range(...)`` loop in numba's untyped IR."""
+
+    loop: Loop
+    preheader: int
+    exit: int
+    body_entry: int
+    latch: int
+    index: str
+    next_value: ir.Var
+    """The header's copy of the iterator's value, assigned to the index."""
+    setup: tuple[int, ...]
+    """ids of the preheader statements that build the range iterator."""
+    trip: tuple | None
+    """Value keys of (start, stop, step); None where unknown."""
+    range_text: str
+    loc: ir.Loc
+
+    @property
+    def body(self) -> frozenset[int]:
+        return self.loop.body - {self.loop.header}
+
+
+def value_key(du: DefUse, var: ir.Var, depth: int = 4):
+    """A key equal for two names only if they surely hold the same value."""
+    sites = du.defs.get(var.name, ())
+    if len(sites) != 1 or depth == 0:
+        return None
+    value = sites[0].stmt.value
+    if isinstance(value, ir.Arg):
+        return ("arg", value.index)
+    if isinstance(value, (ir.Const, ir.Global, ir.FreeVar)) and isinstance(
+            value.value, int) and not isinstance(value.value, bool):
+        return ("const", value.value)
+    if isinstance(value, ir.Var):
+        return value_key(du, value, depth - 1)
+    if isinstance(value, ir.Expr):
+        length = _length_of(du, value, depth)
+        if length is not None:
+            return length
+        if value.op == "binop":
+            lhs, rhs = value_key(du, value.lhs, depth - 1), value_key(du, value.rhs, depth - 1)
+            if lhs is not None and rhs is not None:
+                return ("binop", value.fn, lhs, rhs)
+    return ("name", var.name)
+
+
+def _length_of(du: DefUse, value: ir.Expr, depth: int):
+    """The key of ``len(a)`` / ``a.shape[0]``, in terms of ``a``'s allocation
+    when ``a = np.empty(n)``."""
+    array = None
+    if value.op == "call" and len(value.args) == 1 and du.global_value(value.func) is len:
+        array = value.args[0]
+    elif value.op == "static_getitem" and value.index == 0:
+        attr = du.single_def(value.value.name)
+        if isinstance(attr, ir.Expr) and attr.op == "getattr" and attr.attr == "shape":
+            array = attr.value
+    if array is None:
+        return None
+    alloc = du.single_def(array.name)
+    if isinstance(alloc, ir.Expr) and alloc.op == "call" and len(alloc.args) >= 1 \
+            and _allocator_name(du, alloc) in ("empty", "zeros", "ones", "full"):
+        shape = alloc.args[0]
+        tup = du.single_def(shape.name)
+        if isinstance(tup, ir.Expr) and tup.op == "build_tuple" and len(tup.items) == 1:
+            shape = tup.items[0]
+        key = value_key(du, shape, depth - 1)
+        if key is not None:
+            return key
+    if len(du.defs.get(array.name, ())) == 1:
+        return ("len", array.name)
+    return None
+
+
+def _allocator_name(du: DefUse, call: ir.Expr) -> str | None:
+    attr = du.single_def(call.func.name)
+    if isinstance(attr, ir.Expr) and attr.op == "getattr":
+        module = du.global_value(attr.value)
+        if getattr(module, "__name__", None) == "numpy":
+            return attr.attr
+    return None
+
+
+def match_range_loop(blocks, forest: LoopForest, loop: Loop, du: DefUse) -> RangeLoop | None:
+    """The loop as a range loop, or None if it is not one in simple form."""
+    header = blocks[loop.header]
+    if len(loop.entries) != 1 or len(loop.exits) != 1 or len(loop.latches) != 1:
+        return None
+    (preheader,), (exit_,), (latch,) = loop.entries, loop.exits, loop.latches
+    term = header.terminator
+    if not isinstance(term, ir.Branch) or term.falsebr != exit_:
+        return None
+    # Only the header may leave the loop: no break, no return.
+    if any(t not in loop for label in loop.body - {loop.header}
+           for t in successors(blocks[label])):
+        return None
+    stmts = {s.target.name: s for s in header.body[:-1] if isinstance(s, ir.Assign)}
+    nxt = [s for s in stmts.values() if isinstance(s.value, ir.Expr) and s.value.op == "iternext"]
+    if len(nxt) != 1:
+        return None
+    iterator = nxt[0].value.value
+    pre = blocks[preheader]
+    pre_defs = {s.target.name: s for s in pre.body if isinstance(s, ir.Assign)}
+    copy = pre_defs.get(iterator.name)
+    if copy is None or not isinstance(copy.value, ir.Var):
+        return None
+    getiter = pre_defs.get(copy.value.name)
+    if getiter is None or not (isinstance(getiter.value, ir.Expr)
+                               and getiter.value.op == "getiter"):
+        return None
+    call = pre_defs.get(getiter.value.value.name)
+    if call is None or not (isinstance(call.value, ir.Expr) and call.value.op == "call"
+                            and du.global_value(call.value.func) is range
+                            and not call.value.kws and 1 <= len(call.value.args) <= 3):
+        return None
+    entry = blocks[term.truebr]
+    first = entry.body[0]
+    if not (isinstance(first, ir.Assign) and isinstance(first.value, ir.Var)
+            and first.value.name in stmts):
+        return None
+    # The iterator's value may only be copied into index variables (fusion
+    # redirects those copies to the other loop's iterator).
+    for use in du.uses.get(first.value.name, ()):
+        if use.label in loop.body and use.label != loop.header \
+                and not _copies(use.stmt, first.value.name):
+            return None
+    args = list(call.value.args)
+    keys = [value_key(du, a) for a in args]
+    if len(args) == 1:
+        trip = (("const", 0), keys[0], ("const", 1))
+    elif len(args) == 2:
+        trip = (keys[0], keys[1], ("const", 1))
+    else:
+        trip = tuple(keys)
+    if any(k is None for k in trip):
+        trip = None
+    text = "range(" + ", ".join(a.name for a in args) + ")"
+    return RangeLoop(loop, preheader, exit_, term.truebr, latch, first.target.name,
+                     first.value, (id(call), id(getiter), id(copy)), trip, text, call.loc)
+
+
+@dataclass
+class Effects:
+    """What one loop body reads, writes and calls."""
+
+    assigned: set
+    used: set
+    reads: list
+    """(array name, index var name or None, stmt, label) for each array read."""
+    writes: list
+    may_raise: bool = False
+    impure: Missed | None = None
+
+
+def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
+                 func_ir) -> Effects:
+    eff = Effects(set(), set(), [], [])
+    for label in sorted(rl.body):
+        block = blocks[label]
+        for stmt in block.body:
+            if isinstance(stmt, ir.Assign):
+                eff.assigned.add(stmt.target.name)
+                value = stmt.value
+                if isinstance(value, ir.Var):
+                    eff.used.add(value.name)
+                    continue
+                if isinstance(value, (ir.Const, ir.Global, ir.FreeVar, ir.Arg)):
+                    continue
+                if not isinstance(value, ir.Expr):
+                    eff.impure = eff.impure or Missed(
+                        "SideEffects", f"'{stmt}' at line {stmt.loc.line} has side "
+                        "effects", stmt.loc)
+                    continue
+                eff.used.update(v.name for v in value.list_vars())
+                if value.op == "getitem":
+                    eff.reads.append((value.value.name, value.index.name, stmt, label))
+                    eff.may_raise |= bool(flags.boundscheck)
+                elif value.op == "static_getitem":
+                    eff.reads.append((value.value.name, None, stmt, label))
+                    eff.may_raise |= bool(flags.boundscheck)
+                elif value.op in ("binop", "inplace_binop"):
+                    if value.fn in DIVIDING and flags.error_model == "python":
+                        eff.may_raise = True
+                    if value.op == "inplace_binop" and isinstance(
+                            facts.of(value.lhs.name), types.Array):
+                        eff.impure = eff.impure or Missed(
+                            "SideEffects", f"'{value.lhs.name}' is updated in place at "
+                            f"line {stmt.loc.line}", stmt.loc)
+                elif value.op == "call":
+                    eff.impure = eff.impure or _impure_call(func_ir, value, stmt)
+            elif isinstance(stmt, (ir.SetItem, ir.StaticSetItem)):
+                eff.used.update(v.name for v in stmt.list_vars())
+                index = stmt.index.name if isinstance(stmt, ir.SetItem) else None
+                eff.writes.append((stmt.target.name, index, stmt, label))
+                eff.may_raise |= bool(flags.boundscheck)
+            elif isinstance(stmt, (ir.Jump, ir.Branch)):
+                eff.used.update(v.name for v in stmt.list_vars())
+            elif isinstance(stmt, (ir.Raise, ir.StaticRaise, ir.DynamicRaise)):
+                eff.may_raise = True
+            else:
+                eff.impure = eff.impure or Missed(
+                    "SideEffects", f"'{stmt}' at line {stmt.loc.line} has side effects",
+                    stmt.loc)
+    return eff
+
+
+def _impure_call(func_ir, call: ir.Expr, stmt) -> Missed | None:
+    name = guard(find_callname, func_ir, call)
+    if name is not None and isinstance(name[1], str):
+        allowed = PURE_CALLS.get(name[1], ())
+        if allowed is None or name[0] in allowed:
+            return None
+    shown = f"{name[1]}.{name[0]}" if name and isinstance(name[1], str) else "a call"
+    return Missed("SideEffects", f"{shown} at line {stmt.loc.line} may have side "
+                  "effects", stmt.loc)
+
+
+@dataclass(frozen=True)
+class Contraction:
+    array: str
+    store: ir.Stmt
+    reads: tuple
+    allocation: ir.Assign
+
+
+@dataclass(frozen=True)
+class Plan:
+    first: RangeLoop
+    second: RangeLoop
+    contractions: tuple[Contraction, ...]
+    kept: tuple[tuple[str, str], ...]
+    """Arrays read by the second loop that stay, with why."""
+
+
+def _line(stmt) -> int:
+    return stmt.loc.line
+
+
+def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
+          l1: RangeLoop, l2: RangeLoop) -> Plan | Missed:
+    """Whether ``l1`` and ``l2`` can be fused, and which arrays then contract."""
+    blocks = func_ir.blocks
+    loc = l2.loc
+    if l1.trip is None or l2.trip is None or l1.trip != l2.trip \
+            or not _defined_before(du, forest, l1.trip, l1.preheader):
+        return Missed("DifferentTripCount", f"the loops run {l1.range_text} and "
+                      f"{l2.range_text}, which are not provably the same", loc)
+    if forest.predecessors(l1.exit) != [l1.loop.header]:
+        return Missed("InterveningCode", "the second loop can also be reached without "
+                      "running the first", loc)
+    e1 = body_effects(blocks, l1, du, facts, flags, func_ir)
+    e2 = body_effects(blocks, l2, du, facts, flags, func_ir)
+    for eff in (e1, e2):
+        if eff.impure is not None:
+            return eff.impure
+    if e1.may_raise and e2.may_raise:
+        return Missed("BothMayRaise", "both loops may raise, so fusing them could "
+                      "change which exception comes first", loc)
+    # Scalars: neither loop may see what the other assigns (the index aside).
+    shared_index = {l1.index} if l1.index == l2.index else set()
+    for name in sorted((e1.assigned - shared_index) & (e2.used | e2.assigned)):
+        return Missed("ScalarDependence", f"'{name}' is assigned in the first loop and "
+                      "used in the second", loc)
+    for name in sorted((e2.assigned - shared_index) & e1.used):
+        return Missed("ScalarDependence", f"'{name}' is assigned in the second loop and "
+                      "used in the first", loc)
+    # Arrays written in either loop: fresh, accessed only at the loop index.
+    written = {w[0] for w in e1.writes + e2.writes}
+    index_of = {1: l1.index, 2: l2.index}
+    for which, eff in ((1, e1), (2, e2)):
+        for array, index, stmt, _ in eff.reads + eff.writes:
+            if array in written and index != index_of[which]:
+                return Missed("ShiftedAccess", f"'{array}' is accessed at another "
+                              f"index than the loop's at line {_line(stmt)}", stmt.loc)
+    # Code between the loops moves ahead of the fused loop.
+    between = [s for s in blocks[l1.exit].body[:-1] if id(s) not in l2.setup]
+    for stmt in between:
+        why = _movable(func_ir, stmt, e1, written, flags)
+        if why is not None:
+            return why
+    loops_blocks = l1.body | l2.body
+    after = _dominated_by(forest, l2.exit)
+    for array in sorted(written):
+        why = _fresh_and_unaliased(func_ir, du, facts, array, loops_blocks, after)
+        if why is not None:
+            return why
+    return _plan_contractions(du, facts, forest, l1, l2, e1, e2, after)
+
+
+def _defined_before(du: DefUse, forest: LoopForest, key, label: int) -> bool:
+    """Whether every name a trip-count key rests on is assigned (once) in a
+    block that dominates ``label``: then both loops see the same value."""
+    if not isinstance(key, tuple):
+        return True
+    if len(key) == 2 and key[0] in ("name", "len") and isinstance(key[1], str):
+        sites = du.defs.get(key[1], ())
+        return len(sites) == 1 and sites[0].label in forest.dominators()[label]
+    return all(_defined_before(du, forest, part, label) for part in key)
+
+
+def _dominated_by(forest: LoopForest, label: int) -> set[int]:
+    doms = forest.dominators()
+    return {b for b, ds in doms.items() if label in ds}
+
+
+def _fresh_and_unaliased(func_ir, du, facts, array, loop_blocks, after) -> Missed | None:
+    sites = du.defs.get(array, ())
+    if len(sites) != 1 or not is_fresh_allocation(func_ir, sites[0].stmt.value) \
+            or not isinstance(facts.of(array), types.Array):
+        loc = sites[0].stmt.loc if sites else None
+        return Missed("WrittenArrayMayAlias", f"'{array}' is written in a loop but is "
+                      "not an array this function allocates, so another name may share "
+                      "its memory", loc)
+    for use in du.uses.get(array, ()):
+        if use.label in loop_blocks or use.label in after:
+            continue
+        value = use.stmt.value if isinstance(use.stmt, ir.Assign) else None
+        if isinstance(value, ir.Expr) and value.op == "getattr" and value.attr in (
+                "shape", "size", "ndim"):
+            continue
+        if isinstance(value, ir.Expr) and value.op == "call" and value.args \
+                and value.args[0].name == array and du.global_value(value.func) is len:
+            continue
+        return Missed("WrittenArrayMayAlias", f"'{array}' is used at line "
+                      f"{use.stmt.loc.line} before the loops finish, so it may be "
+                      "aliased or observed", use.stmt.loc)
+    return None
+
+
+def _movable(func_ir, stmt, e1: Effects, written, flags) -> Missed | None:
+    why = Missed("InterveningCode", f"the statement at line {stmt.loc.line} between "
+                 "the loops cannot move ahead of the first loop", stmt.loc)
+    if not isinstance(stmt, ir.Assign):
+        return why
+    value = stmt.value
+    if e1.may_raise and isinstance(value, ir.Expr) and (
+            (value.op in ("binop", "inplace_binop") and value.fn in DIVIDING
+             and flags.error_model == "python")
+            or (value.op in ("getitem", "static_getitem") and flags.boundscheck)):
+        return why
+    used = ({value.name} if isinstance(value, ir.Var) else
+            {v.name for v in value.list_vars()} if isinstance(value, ir.Expr)
+            else set())
+    if _reads_only_shape(value):
+        used -= written  # an array's shape does not change in the loops
+    if used & (e1.assigned | written) or stmt.target.name in (e1.used | e1.assigned):
+        return why
+    if isinstance(value, ir.Expr) and value.op == "call":
+        if is_fresh_allocation(func_ir, value):
+            # np.empty(n) raises for n < 0: it may not overtake the first
+            # loop's own exceptions.
+            return why if e1.may_raise else None
+        if _impure_call(func_ir, value, stmt) is not None:
+            return why
+    return None
+
+
+def _reads_only_shape(value) -> bool:
+    if isinstance(value, ir.Expr) and value.op == "getattr":
+        return value.attr in ("shape", "size", "ndim")
+    return isinstance(value, ir.Expr) and value.op == "call" and len(value.args) == 1 \
+        and False
+
+
+def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after) -> Plan:
+    contractions, kept = [], []
+    written1 = {w[0] for w in e1.writes}
+    read2 = {r[0] for r in e2.reads}
+    doms = forest.dominators()
+    for array in sorted(written1 & read2):
+        stores = [w for w in e1.writes if w[0] == array]
+        reason = None
+        ty = facts.of(array)
+        if len(stores) != 1 or not isinstance(stores[0][2], ir.SetItem):
+            reason = "it is stored more than once per iteration"
+        elif stores[0][3] not in doms[l1.latch]:
+            reason = "its store does not run on every iteration"
+        elif any(r[0] == array for r in e1.reads) or any(w[0] == array for w in e2.writes):
+            reason = "the loops also read or write it otherwise"
+        elif not (isinstance(ty, types.Array) and ty.ndim == 1
+                  and facts.of(stores[0][2].value.name) == ty.dtype):
+            reason = "the stored value's type differs from the array's dtype"
+        elif not _integer_shape(du, facts, array):
+            reason = "its allocation's shape is not a plain integer"
+        else:
+            outside = [u for u in du.uses.get(array, ())
+                       if u.label not in (l1.body | l2.body)]
+            if outside:
+                where = "after the loops" if outside[0].label in after else "elsewhere"
+                reason = f"it is used {where} (line {outside[0].stmt.loc.line})"
+        if reason is not None:
+            kept.append((array, reason))
+            continue
+        contractions.append(Contraction(
+            array, stores[0][2], tuple(r[2] for r in e2.reads if r[0] == array),
+            du.defs[array][0].stmt))
+    return Plan(l1, l2, tuple(contractions), tuple(kept))
+
+
+def _integer_shape(du, facts, array) -> bool:
+    alloc = du.single_def(array)
+    if not (isinstance(alloc, ir.Expr) and alloc.op == "call" and alloc.args
+            and _allocator_name(du, alloc) in ("empty", "zeros", "ones", "full")):
+        return False
+    ty = facts.of(alloc.args[0].name)
+    return isinstance(ty, types.Integer) or (
+        isinstance(ty, types.UniTuple) and isinstance(ty.dtype, types.Integer))
+
+
+def fuse(func_ir, plan: Plan) -> None:
+    """Make one loop of the plan's two; all checks have passed."""
+    blocks = func_ir.blocks
+    l1, l2 = plan.first, plan.second
+    pre = blocks[l1.preheader]
+    body = [s for s in pre.body[:-1] if id(s) not in l1.setup]
+    blocks[l1.preheader] = irbuild.with_body(pre, body + [ir.Jump(l1.exit, pre.loc)])
+    header2 = blocks[l2.loop.header]
+    term = header2.terminator
+    blocks[l2.loop.header] = irbuild.with_body(header2, header2.body[:-1] + [
+        ir.Branch(term.cond, l1.body_entry, term.falsebr, term.loc)])
+    # The first loop's index (and, in an already fused loop, the index of each
+    # loop fused into it) now comes from the second loop's iterator.
+    for label in l1.body:
+        block = blocks[label]
+        if any(_copies(s, l1.next_value.name) for s in block.body):
+            blocks[label] = irbuild.with_body(block, [
+                ir.Assign(ir.Var(block.scope, l2.next_value.name, s.loc), s.target, s.loc)
+                if _copies(s, l1.next_value.name) else s for s in block.body])
+    latch = blocks[l1.latch]
+    blocks[l1.latch] = irbuild.with_body(latch, latch.body[:-1] + [
+        ir.Jump(l2.body_entry, latch.terminator.loc)])
+    del blocks[l1.loop.header]
+    for c in plan.contractions:
+        _contract(func_ir, c)
+
+
+def _copies(stmt, name: str) -> bool:
+    return isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Var) \
+        and stmt.value.name == name
+
+
+def _contract(func_ir, c: Contraction) -> None:
+    blocks = func_ir.blocks
+    scope = next(iter(blocks.values())).scope
+    carried = irbuild.fresh(scope, f"{c.array}_value", c.store.loc)
+    # The allocation goes, but not the ValueError it raises for a negative size.
+    loc = c.allocation.loc
+    check_fn = irbuild.fresh(scope, "check_shape", loc)
+    result = irbuild.fresh(scope, "check_shape_result", loc)
+    shape = c.allocation.value.args[0]
+    replace = {id(c.store): ir.Assign(c.store.value, carried, c.store.loc),
+               id(c.allocation): [
+                   ir.Assign(ir.Global("check_shape", check_shape, loc), check_fn, loc),
+                   ir.Assign(ir.Expr.call(check_fn, (ir.Var(scope, shape.name, loc),), (),
+                                          loc), result, loc)]}
+    for read in c.reads:
+        replace[id(read)] = ir.Assign(ir.Var(scope, carried.name, read.loc), read.target,
+                                      read.loc)
+    for label, block in list(blocks.items()):
+        if any(id(s) in replace for s in block.body):
+            new = []
+            for s in block.body:
+                r = replace.get(id(s), s)
+                new.extend(r if isinstance(r, list) else [r])
+            blocks[label] = irbuild.with_body(block, new)
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class FuseLoops(LoopOptPass):
+    """The loop fusion pass; see the module docstring."""
+
+    _name = "loopopt_fuse_loops"
+    pass_name = PASS
+    options_field = "fuse_loops"
+
+    def transform(self, state, options, emit: RemarkEmitter) -> bool:
+        func_ir = state.func_ir
+        if len(LoopForest(func_ir.blocks).loops) < 2:
+            return False
+        func_ir._definitions = build_definitions(func_ir.blocks)
+        facts = TypeFacts(state)
+        changed = False
+        refused: set[tuple[int, int]] = set()
+        while True:
+            forest = LoopForest(func_ir.blocks)
+            du = DefUse(func_ir.blocks)
+            pair = self._next_pair(func_ir, forest, du, refused)
+            if pair is None:
+                break
+            l1, l2 = pair
+            plan = check(func_ir, forest, du, facts, state.flags, l1, l2)
+            if isinstance(plan, Missed):
+                refused.add((l1.loop.header, l2.loop.header))
+                emit.missed(plan.key, plan.loc, plan.message)
+                continue
+            # All analysis has completed; start transforming.
+            fuse(func_ir, plan)
+            changed = True
+            emit.passed("Fused", l1.loc, f"the loop at line {l1.loc.line} is fused into "
+                        f"the loop at line {l2.loc.line} (both {l2.range_text})",
+                        first=l1.loc.line, second=l2.loc.line)
+            for c in plan.contractions:
+                emit.passed("Contracted", c.store.loc, f"temporary '{c.array}' is gone: "
+                            f"its values go straight from line {c.store.loc.line} to "
+                            f"its reads", array=c.array)
+            for array, reason in plan.kept:
+                emit.analysis("TemporaryKept", l2.loc, f"'{array}' stays an array: "
+                              f"{reason}", array=array)
+        if changed:
+            cfg = compute_cfg_from_blocks(func_ir.blocks)
+            for dead in cfg.dead_nodes():
+                del func_ir.blocks[dead]
+            func_ir._definitions = build_definitions(func_ir.blocks)
+            postproc.PostProcessor(func_ir).run()
+            func_ir.blocks = simplify_CFG(func_ir.blocks)
+        return changed
+
+    @staticmethod
+    def _next_pair(func_ir, forest, du, refused):
+        loops = {}
+        for loop in forest.loops:
+            rl = match_range_loop(func_ir.blocks, forest, loop, du)
+            if rl is not None:
+                loops[rl.preheader] = rl
+        for rl in loops.values():
+            second = loops.get(rl.exit)
+            if second is not None and (rl.loop.header, second.loop.header) not in refused:
+                return rl, second
+        return None

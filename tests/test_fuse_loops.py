@@ -1,0 +1,358 @@
+"""The fuse-loops pass: consecutive range loops become one, temporaries
+between them disappear; refusals leave the IR alone and say why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import remark_keys, run_both
+from numba import typeof, types
+from numba.core.runtime import _nrt_python, rtsys
+
+import numba_loopopt as lo
+from numba_loopopt.testing import check, ir_after
+
+PASS = "loopopt_fuse_loops"
+F64 = types.float64[:]
+SIZES = (0, 1, 5, 33)
+
+
+def arrays(n, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return tuple(rng.random(n) for _ in range(k))
+
+
+def two_loops(a, b, c):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * b[i] + c[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def test_fill_then_reduce_becomes_one_loop_without_the_temporary():
+    dump, _ = ir_after(two_loops, (F64, F64, F64), PASS)
+    check(dump, r"""
+        CHECK:     call $loopopt_check_shape(n
+        CHECK:     iternext
+        CHECK-NOT: iternext
+        CHECK:     [[V:\$loopopt_tmp_value[\w.]*]] = $binop_add
+        CHECK-NOT: {{\btmp\b}}
+        CHECK:     [[READ:\$[\w.]+]] = [[V]]{{$}}
+        CHECK:     = inplace_binop(fn=<built-in function iadd>, {{.*}}lhs=s, rhs=[[READ]]
+        CHECK:     return
+    """)
+    assert dump.count("iternext") == 1 and "tmp = " not in dump
+    for n in SIZES:
+        disp = run_both(two_loops, *arrays(n))
+    assert remark_keys(disp) == ["Fused", "Contracted"]
+
+
+def test_remarks_name_the_lines():
+    disp = lo.jit(two_loops)
+    disp(*arrays(3))
+    fused, contracted = lo.remarks(disp, disp.signatures[0])
+    first = two_loops.__code__.co_firstlineno
+    assert fused.line == first + 3 and f"line {first + 6}" in fused.message
+    assert "temporary 'tmp' is gone" in contracted.message
+
+
+@pytest.fixture
+def nrt_stats():
+    _nrt_python.memsys_enable_stats()
+    yield lambda: rtsys.get_allocation_stats().alloc
+    _nrt_python.memsys_disable_stats()
+
+
+def one_loop(a, b, c):
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += a[i] * b[i] + c[i]
+    return s
+
+
+def test_contracted_loop_allocates_what_one_loop_does(nrt_stats):
+    # A call allocates a few NRT objects however simple its body (argument
+    # handling); the fused kernel must allocate exactly what the hand-written
+    # single loop does, and the unfused one one array more.
+    a, b, c = arrays(1000)
+    unfused = lo.jit(options={"fuse_loops": False})(two_loops)
+    fused, hand = lo.jit(two_loops), lo.jit(one_loop)
+
+    def allocations(disp):
+        disp(a, b, c)
+        before = nrt_stats()
+        disp(a, b, c)
+        return nrt_stats() - before
+
+    assert allocations(fused) == allocations(hand) == allocations(unfused) - 1
+
+
+def sized_by_argument(a, n):
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * 2.0
+    s = 0.0
+    for j in range(n):
+        s += tmp[j]
+    return s
+
+
+def test_contraction_keeps_the_allocations_error():
+    for n in (-1, 0, 4):
+        disp = run_both(sized_by_argument, np.arange(5.0), n)
+    assert remark_keys(disp) == ["Fused", "Contracted"]
+
+
+def returns_temporary(a, b):
+    n = len(a)
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] + b[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i] * 2.0
+    return s, tmp
+
+
+def two_maps(a, b):
+    n = a.shape[0]
+    x = np.empty(n)
+    y = np.zeros(n)
+    for i in range(n):
+        x[i] = a[i] * 2.0
+    for i in range(len(a)):
+        y[i] = b[i] + 1.0
+    return x, y
+
+
+def chain_of_three(a, b):
+    n = a.shape[0]
+    t1 = np.empty(n)
+    for i in range(n):
+        t1[i] = a[i] * b[i]
+    t2 = np.empty(n)
+    for i in range(n):
+        t2[i] = np.sqrt(abs(t1[i])) + 1.0
+    total = 0.0
+    for k in range(n):
+        total += t2[k]
+    return total
+
+
+def bound_from_the_temporary(a):
+    tmp = np.empty(a.shape[0])
+    for i in range(a.shape[0]):
+        tmp[i] = a[i] - 0.5
+    acc = 0.0
+    for i in range(tmp.shape[0]):
+        acc += tmp[i] * tmp[i]
+    return acc
+
+
+def float32_temporary(a):
+    n = a.shape[0]
+    tmp = np.empty(n, dtype=np.float32)
+    for i in range(n):
+        tmp[i] = a[i] * 3.0
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def conditional_store(a):
+    n = a.shape[0]
+    tmp = np.zeros(n)
+    for i in range(n):
+        if a[i] > 0.5:
+            tmp[i] = a[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def with_code_between(a, b):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * b[i]
+    scale = 2.0
+    s = 0.0
+    for i in range(n):
+        s += tmp[i] * scale
+    return s
+
+
+FUSED = [
+    (returns_temporary, lambda n: arrays(n, 2), ["Fused", "TemporaryKept"]),
+    (two_maps, lambda n: arrays(n, 2), ["Fused"]),
+    (chain_of_three, lambda n: arrays(n, 2), ["Fused", "Contracted", "Fused", "Contracted"]),
+    (bound_from_the_temporary, lambda n: arrays(n, 1), ["Fused", "TemporaryKept"]),
+    (float32_temporary, lambda n: arrays(n, 1), ["Fused", "TemporaryKept"]),
+    (conditional_store, lambda n: arrays(n, 1), ["Fused", "TemporaryKept"]),
+    (with_code_between, lambda n: arrays(n, 2), ["Fused", "Contracted"]),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args,keys", FUSED, ids=[f[0].__name__ for f in FUSED])
+def test_fused_kernels_match_stock(kernel, make_args, keys):
+    for n in SIZES:
+        disp = run_both(kernel, *make_args(n))
+    assert remark_keys(disp) == keys, lo.remarks(disp)
+
+
+def test_kept_temporary_says_why():
+    disp = lo.jit(float32_temporary)
+    disp(np.ones(3))
+    kept = [r for r in lo.remarks(disp, disp.signatures[0]) if r.key == "TemporaryKept"]
+    assert "type differs from the array's dtype" in kept[0].message
+
+
+# --- refusals -----------------------------------------------------------------
+
+
+def shifted_read(a):
+    n = a.shape[0]
+    tmp = np.empty(n + 1)
+    for i in range(n):
+        tmp[i + 1] = a[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i + 1]
+    return s
+
+
+def reversed_read(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * 2.0
+    s = 0.0
+    for i in range(n):
+        s = s * 0.5 + tmp[n - 1 - i]
+    return s
+
+
+def different_trip_counts(a, m):
+    n = a.shape[0]
+    tmp = np.zeros(n)
+    for i in range(n):
+        tmp[i] = a[i]
+    s = 0.0
+    for i in range(m):
+        s += tmp[i]
+    return s
+
+
+def scalar_carried(a):
+    n = a.shape[0]
+    total = 0.0
+    for i in range(n):
+        total += a[i]
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = a[i] / total
+    return out
+
+
+def with_print(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i]
+        print(i)
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def touches_array_between(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i]
+    first = tmp[0]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i] - first
+    return s
+
+
+def writes_an_argument(a, out):
+    n = a.shape[0]
+    for i in range(n):
+        out[i] = a[i] * 2.0
+    s = 0.0
+    for i in range(n):
+        s += a[i] + out[i]
+    return s
+
+
+def both_may_raise(a, b):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = 1.0 / a[i]
+    s = 0.0
+    for i in range(n):
+        s += b[i] / tmp[i]
+    return s
+
+
+def with_break(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i]
+        if a[i] > 10.0:
+            break
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+REFUSED = [
+    (shifted_read, lambda n: arrays(n, 1), "ShiftedAccess", "another index"),
+    (reversed_read, lambda n: arrays(n, 1), "ShiftedAccess", "'tmp'"),
+    (different_trip_counts, lambda n: (arrays(n, 1)[0], max(n - 1, 0)),
+     "DifferentTripCount", "range(n) and range(m)"),
+    (scalar_carried, lambda n: arrays(n, 1), "ScalarDependence", "'total'"),
+    (with_print, lambda n: arrays(n, 1), "SideEffects", "print"),
+    (touches_array_between, lambda n: arrays(max(n, 1), 1), "InterveningCode", "between"),
+    (writes_an_argument, lambda n: (arrays(n, 1)[0], np.zeros(n)), "WrittenArrayMayAlias",
+     "'out'"),
+    (both_may_raise, lambda n: arrays(n, 2), "BothMayRaise", "exception"),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args,key,reason", REFUSED,
+                         ids=[r[0].__name__ for r in REFUSED])
+def test_refusals_leave_ir_alone_and_say_why(kernel, make_args, key, reason, capsys):
+    args = make_args(3)
+    sig = tuple(typeof(x) for x in args)
+    on, _ = ir_after(kernel, sig, PASS, options={"inline": False})
+    off, _ = ir_after(kernel, sig, PASS, options={"inline": False, "fuse_loops": False})
+    assert on == off
+    for n in SIZES[:3]:
+        disp = run_both(kernel, *make_args(n))
+    found = [r for r in lo.remarks(disp, disp.signatures[0]) if r.kind.value == "missed"]
+    assert [r.key for r in found] == [key], [str(r) for r in found]
+    assert reason in found[0].message, str(found[0])
+
+
+def test_break_in_a_loop_is_not_a_candidate():
+    disp = run_both(with_break, *arrays(4, 1))
+    assert remark_keys(disp) == []
+
+
+def test_numpy_error_model_lets_dividing_loops_fuse():
+    for n in SIZES:
+        disp = run_both(both_may_raise, *arrays(n, 2), error_model="numpy")
+    assert remark_keys(disp) == ["Fused", "Contracted"]
