@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numba
+from numba.core import config, extending, sigutils, typeinfer
+from numba.core.errors import NumbaPerformanceWarning
 
+from .dispatcher import LoopOptDispatcher
 from .options import OptionError, Options
 from .pipeline import LoopOptPipeline
 
@@ -72,10 +76,54 @@ def jit(signature_or_function=None, *, options: Options | Mapping | None = None,
     Every njit keyword passes through; ``options`` (an :class:`Options` or a
     mapping of its fields) configures the passes.  Unknown or ill-typed
     keywords and options raise :class:`OptionError` here, at decoration time.
+
+    The result is a :class:`~numba_loopopt.dispatcher.LoopOptDispatcher`: a
+    numba dispatcher that keeps its pipeline and options when pickled, and
+    keys ``cache=True`` entries on them too.
     """
     opts = Options.coerce(options)
     _check_njit_keywords(njit_kwargs)
-    if not njit_kwargs.get("forceobj"):
-        njit_kwargs.setdefault("nopython", True)
+    targetoptions = dict(njit_kwargs)
+    locals_ = dict(targetoptions.pop("locals", {}))
+    cache = targetoptions.pop("cache", False)
+    forceobj = targetoptions.get("forceobj", False)
+    # As numba.jit does: nopython unless object mode is forced.
+    targetoptions["nopython"] = not forceobj
+    targetoptions.setdefault("boundscheck", None)
     pipeline = LoopOptPipeline.with_options(opts)
-    return numba.jit(signature_or_function, pipeline_class=pipeline, **njit_kwargs)
+
+    if signature_or_function is None:
+        pyfunc, sigs = None, None
+    elif isinstance(signature_or_function, list):
+        pyfunc, sigs = None, signature_or_function
+    elif sigutils.is_signature(signature_or_function):
+        pyfunc, sigs = None, [signature_or_function]
+    else:
+        pyfunc, sigs = signature_or_function, None
+
+    def wrapper(func):
+        if extending.is_jitted(func):
+            raise TypeError(f"numba_loopopt.jit was applied to an already jitted "
+                            f"function {func}; use its .py_func")
+        if not inspect.isfunction(func):
+            raise TypeError(f"numba_loopopt.jit decorates functions, got "
+                            f"{type(func).__name__}")
+        if config.DISABLE_JIT:
+            return func
+        if forceobj and targetoptions.get("looplift", True):
+            warnings.warn(NumbaPerformanceWarning(
+                f"numba_loopopt: {func.__qualname__} compiles in object mode; "
+                "numba compiles the loops it lifts out of it without the loopopt "
+                "passes (pass looplift=False, or drop forceobj=True)"), stacklevel=2)
+        disp = LoopOptDispatcher(py_func=func, locals=locals_,
+                                 targetoptions=targetoptions, pipeline_class=pipeline)
+        if cache:
+            disp.enable_caching()
+        if sigs is not None:
+            with typeinfer.register_dispatcher(disp):
+                for sig in sigs:
+                    disp.compile(sig)
+                disp.disable_compile()
+        return disp
+
+    return wrapper(pyfunc) if pyfunc is not None else wrapper

@@ -24,7 +24,7 @@ from numba.core.compiler_machinery import AnalysisPass, FunctionPass, PassManage
 from numba.core.untyped_passes import InlineInlinables
 
 from .options import Options
-from .remarks import METADATA_KEY, RemarkEmitter, RemarkKind, warn_missed
+from .remarks import METADATA_KEY, RemarkEmitter, warn_missed
 
 #: Key of the per-compilation :class:`CompileContext` in numba's state.
 STATE_KEY = "loopopt"
@@ -161,10 +161,10 @@ class _FallbackPassManager(PassManager):
         loc = state.func_ir.loc if state.func_ir is not None else None
         for key, value in ctx.initial.items():
             state[key] = value
-        # The rewrites were discarded with the IR: their remarks would lie.
+        # The rewrites were discarded with the IR, and what the passes missed
+        # was judged on IR that did not compile: only internal errors stay.
         state.metadata[METADATA_KEY] = [
-            r for r in state.metadata.get(METADATA_KEY, ())
-            if r.kind is not RemarkKind.PASSED]
+            r for r in state.metadata.get(METADATA_KEY, ()) if r.key == "InternalError"]
         emit = RemarkEmitter("loopopt", loc)
         emit.missed("StockFallback", None,
                     "compilation failed after the loopopt passes rewrote the "
