@@ -13,6 +13,7 @@ from ._version import __version__  # noqa: E402
 from .decorator import jit  # noqa: E402
 from .options import (  # noqa: E402
     FuseLoopsOptions,
+    FuseReduceOptions,
     InliningOptions,
     OptionError,
     Options,
@@ -23,6 +24,7 @@ from .remarks import Remark, RemarkKind, remarks  # noqa: E402
 
 __all__ = [
     "FuseLoopsOptions",
+    "FuseReduceOptions",
     "InliningOptions",
     "LoopOptPipeline",
     "OptionError",

@@ -134,6 +134,15 @@ class FuseLoopsOptions(_Validated):
     enabled: bool = _option(True, "Run the pass.", kind=bool)
 
 
+@dataclass(frozen=True)
+class FuseReduceOptions(_Validated):
+    """Options of the ``fuse-reduce`` pass."""
+
+    _prefix = "fuse_reduce."
+
+    enabled: bool = _option(True, "Run the pass.", kind=bool)
+
+
 def _coerce_pass_options(cls: type, value: Any, name: str):
     """``True``/``False`` toggles a pass, a mapping sets its fields."""
     if isinstance(value, cls):
@@ -153,6 +162,7 @@ PASS_OPTIONS: dict[str, type] = {
     "inline": InliningOptions,
     "while_to_range": WhileToRangeOptions,
     "fuse_loops": FuseLoopsOptions,
+    "fuse_reduce": FuseReduceOptions,
 }
 
 
@@ -177,6 +187,10 @@ class Options(_Validated):
     fuse_loops: FuseLoopsOptions = field(
         default_factory=FuseLoopsOptions,
         metadata={"check": _Check(kind=FuseLoopsOptions), "doc": "fuse-loops pass"},
+    )
+    fuse_reduce: FuseReduceOptions = field(
+        default_factory=FuseReduceOptions,
+        metadata={"check": _Check(kind=FuseReduceOptions), "doc": "fuse-reduce pass"},
     )
     strict: bool = _option(
         False,

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from numba.core import errors
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import AnalysisPass, FunctionPass, PassManager, register_pass
+from numba.core.typed_passes import NopythonRewrites
 from numba.core.untyped_passes import InlineInlinables
 
 from .options import Options
@@ -246,6 +247,7 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
     its place (it honours ``inline='always'`` itself, with a depth bound).
     """
     from .transforms.fuse_loops import FuseLoops
+    from .transforms.fuse_reduce import FuseReductions
     from .transforms.inline import InlineCalls
     from .transforms.while_to_range import WhileToRange
 
@@ -256,3 +258,5 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
         anchor = InlineCalls
     pm.add_pass_after(WhileToRange, anchor)
     pm.add_pass_after(FuseLoops, WhileToRange)
+    # Typed: it needs the types and the arrayexpr trees numba's rewrites build.
+    pm.add_pass_after(FuseReductions, NopythonRewrites)

@@ -1,0 +1,188 @@
+"""The fuse-reduce pass: reductions of elementwise expressions and gathers
+without a temporary, bit-identical to stock numba; refusals say why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import remark_keys, run_both
+from numba import types
+from numba.core.runtime import _nrt_python, rtsys
+
+import numba_loopopt as lo
+from numba_loopopt.testing import check, ir_after
+
+PASS = "loopopt_fuse_reduce"
+F64 = types.float64[:]
+
+
+def data(n, k=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return tuple(rng.standard_normal(n) for _ in range(k))
+
+
+def sum_of_expression(a, b, c):
+    return np.sum(a * b + c)
+
+
+def test_sum_of_an_expression_is_one_loop_without_temporary():
+    dump, _ = ir_after(sum_of_expression, (F64, F64, F64), PASS)
+    check(dump, r"""
+        CHECK:     $loopopt_fused_kernel = global(_fused: CPUDispatcher(
+        CHECK:     [[R:\$[\w.]+]] = call $loopopt_fused_kernel(a, b, c, {{.*}}:: float64
+        CHECK-NOT: arrayexpr
+        CHECK:     return
+    """)
+    for n in (0, 1, 7, 100):
+        disp = run_both(sum_of_expression, *data(n))
+    assert remark_keys(disp) == ["Fused"]
+
+
+def several(a, b):
+    t = a * b - 0.5
+    return t.sum(), t.max(), t.min(), t.mean(), np.prod(t), np.max(t)
+
+
+def variance(x, m):
+    return ((x - m) ** 2).sum()
+
+
+def with_ufuncs(a, b):
+    return np.exp(a) * np.sqrt(np.abs(b)) .max()
+
+
+def ufunc_reduce(a, b):
+    return (np.exp(a) * np.sqrt(np.abs(b))).max()
+
+
+def broadcast(a, one, s):
+    return (a * one + s).sum()
+
+
+def divide(a, b):
+    return np.sum(a / b)
+
+
+def integer_operands(a, k):
+    return (a * k + 1).sum()
+
+
+def gather(x, idx):
+    return x[idx].sum()
+
+
+def gather_several(x, idx):
+    g = x[idx]
+    return g.min(), g.mean()
+
+
+ZEROS = np.zeros(5)
+NANS = np.array([1.0, np.nan, -2.0, np.nan])
+FUSED = [
+    (several, lambda: data(50, 2)),
+    (several, lambda: (NANS, np.ones(4))),
+    (several, lambda: (np.array([np.nan, 1.0]), np.ones(2))),
+    (several, lambda: (np.array([]), np.array([]))),
+    (variance, lambda: (data(40, 1)[0], 0.25)),
+    (ufunc_reduce, lambda: data(30, 2)),
+    (broadcast, lambda: (data(9, 1)[0], np.array([2.0]), 3.0)),
+    (broadcast, lambda: (np.array([]), np.array([2.0]), 3.0)),
+    (broadcast, lambda: (data(9, 1)[0], np.ones(8), 3.0)),
+    (divide, lambda: (data(6, 1)[0], np.array([1.0, 0.0, -0.0, 2.0, 0.0, 3.0]))),
+    (integer_operands, lambda: (data(7, 1)[0], 3)),
+    (gather, lambda: (data(20, 1)[0], np.array([0, 19, -1, 5, 5, -20]))),
+    (gather, lambda: (data(20, 1)[0], np.array([], dtype=np.int64))),
+    (gather_several, lambda: (data(20, 1)[0], np.arange(19, -1, -3))),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args", FUSED,
+                         ids=[f"{k.__name__}-{i}" for i, (k, _) in enumerate(FUSED)])
+def test_fused_reductions_match_stock_bit_for_bit(kernel, make_args):
+    disp = run_both(kernel, *make_args())
+    assert remark_keys(disp) == ["Fused"], lo.remarks(disp)
+
+
+def test_fused_with_boundscheck_and_error_model():
+    for kwargs in ({"boundscheck": True}, {"error_model": "numpy"}):
+        disp = run_both(several, *data(20, 2), **kwargs)
+        assert remark_keys(disp) == ["Fused"]
+    run_both(gather, data(5, 1)[0], np.array([0, 9]), boundscheck=True)
+
+
+def test_fastmath_may_reassociate_but_stays_close():
+    # With fastmath the user allows reassociation: stock numba and the fused
+    # loop may round differently, as two fastmath builds may.
+    a, b = data(50, 2)
+    disp = lo.jit(fastmath=True)(several)
+    stock = lo.jit(fastmath=True, options={"fuse_reduce": False})(several)
+    np.testing.assert_allclose(disp(a, b), stock(a, b), rtol=1e-12)
+    assert remark_keys(disp) == ["Fused"]
+
+
+@pytest.fixture
+def nrt_stats():
+    _nrt_python.memsys_enable_stats()
+    yield lambda: rtsys.get_allocation_stats().alloc
+    _nrt_python.memsys_disable_stats()
+
+
+def test_fused_reduction_allocates_no_temporary(nrt_stats):
+    a, b, c = data(1000)
+    stock = lo.jit(options={"fuse_reduce": False})(sum_of_expression)
+    fused = lo.jit(sum_of_expression)
+
+    def allocations(disp):
+        disp(a, b, c)
+        before = nrt_stats()
+        disp(a, b, c)
+        return nrt_stats() - before
+
+    assert allocations(fused) == allocations(stock) - 1
+
+
+def escapes(a, b):
+    t = a * b
+    return t.sum(), t
+
+
+def written_between(a, b):
+    t = a * b
+    a[0] = 100.0
+    return t.sum()
+
+
+def float32_expression(a, b):
+    return np.sum(a * b)
+
+
+def two_dimensional(a):
+    return (a * 2.0).sum()
+
+
+def reduction_in_other_block(a, b, flag):
+    t = a + b
+    if flag:
+        return t.sum()
+    return 0.0
+
+
+REFUSED = [
+    (escapes, lambda: data(5, 2), "IntermediateEscapes"),
+    (written_between, lambda: data(5, 2), "InputMayBeWritten"),
+    (float32_expression, lambda: tuple(x.astype(np.float32) for x in data(5, 2)),
+     "SourceNotFusable"),
+    (two_dimensional, lambda: (np.ones((3, 4)),), "SourceNotFusable"),
+    (reduction_in_other_block, lambda: (*data(5, 2), True), "ReductionElsewhere"),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args,key", REFUSED, ids=[r[0].__name__ for r in REFUSED])
+def test_refusals_say_why(kernel, make_args, key):
+    args = make_args()
+    disp = run_both(kernel, *args)
+    assert remark_keys(disp) == [key]
+    sig = disp.signatures[0]
+    on, _ = ir_after(kernel, sig, PASS)
+    off, _ = ir_after(kernel, sig, PASS, options={"fuse_reduce": False})
+    assert on == off
