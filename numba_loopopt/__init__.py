@@ -9,6 +9,7 @@ from ._compat import check_numba_version
 
 check_numba_version()
 
+from . import runtime  # noqa: E402,F401 - registers the overloads generated code calls
 from ._version import __version__  # noqa: E402
 from .decorator import jit  # noqa: E402
 from .options import (  # noqa: E402

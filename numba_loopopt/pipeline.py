@@ -258,5 +258,7 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
         anchor = InlineCalls
     pm.add_pass_after(WhileToRange, anchor)
     pm.add_pass_after(FuseLoops, WhileToRange)
-    # Typed: it needs the types and the arrayexpr trees numba's rewrites build.
-    pm.add_pass_after(FuseReductions, NopythonRewrites)
+    # Typed: it needs the types and the arrayexpr trees numba's rewrites build
+    # (with no_rewrites=True there are none, and no NopythonRewrites either).
+    if NopythonRewrites in [cls for cls, _ in pm.passes]:
+        pm.add_pass_after(FuseReductions, NopythonRewrites)

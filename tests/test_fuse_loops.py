@@ -356,3 +356,123 @@ def test_numpy_error_model_lets_dividing_loops_fuse():
     for n in SIZES:
         disp = run_both(both_may_raise, *arrays(n, 2), error_model="numpy")
     assert remark_keys(disp) == ["Fused", "Contracted"]
+
+
+# --- regressions found by review and fuzzing ----------------------------------
+
+
+def whole_array_in_second_loop(a):
+    n = a.shape[0]
+    tmp = np.zeros(n)
+    for i in range(n):
+        tmp[i] = a[i]
+    s = 0.0
+    for _ in range(n):
+        s += np.sqrt(tmp)[n - 1]
+    return s
+
+
+def aliased_in_second_loop(a):
+    n = a.shape[0]
+    tmp = np.zeros(n)
+    for i in range(n):
+        tmp[i] = a[i]
+    s = 0.0
+    for _ in range(n):
+        t = tmp
+        s += t[n - 1]
+    return s
+
+
+def index_reassigned(a):
+    n = a.shape[0]
+    tmp = np.zeros(n + 1)
+    for i in range(n):
+        tmp[i] = a[i]
+    s = 0.0
+    for i in range(n):
+        i = i + 1  # noqa: PLW2901 - the point of the test
+        s += tmp[i]
+    return s
+
+
+def range_may_raise(a, b):
+    n = a.shape[0]
+    t = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        t[i] = 1 // a[i]
+    s = 0
+    for i in range(n):
+        s += len(range(0, 4, b[i]))
+    return s, t
+
+
+def short_temporary(a):
+    n = a.shape[0]
+    tmp = np.empty(n - 1)
+    for i in range(n):
+        tmp[i] = a[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def length_between(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * 2.0
+    m = len(tmp)
+    s = 0.0
+    for i in range(n):
+        s += tmp[i] * m
+    return s
+
+
+REGRESSIONS = [
+    (whole_array_in_second_loop, (np.arange(1.0, 5.0),), {}, ["ShiftedAccess"]),
+    (aliased_in_second_loop, (np.arange(1.0, 5.0),), {}, ["ShiftedAccess"]),
+    (index_reassigned, (np.arange(1.0, 5.0),), {}, []),
+    (range_may_raise, (np.array([1, 0]), np.array([0, 1])), {}, ["BothMayRaise"]),
+    (short_temporary, (np.arange(1.0, 5.0),), {"boundscheck": True},
+     ["BothMayRaise"]),
+    # len(tmp) needs the array, so it stays; but the loops fuse.
+    (length_between, (np.arange(1.0, 5.0),), {}, ["Fused", "TemporaryKept"]),
+]
+
+
+@pytest.mark.parametrize("kernel,args,kwargs,keys", REGRESSIONS,
+                         ids=[r[0].__name__ for r in REGRESSIONS])
+def test_regressions(kernel, args, kwargs, keys):
+    disp = run_both(kernel, *args, **kwargs)
+    assert remark_keys(disp) == keys, lo.remarks(disp)
+
+
+def test_numba_boundscheck_environment_variable_is_honoured(monkeypatch):
+    from numba.core import config
+
+    monkeypatch.setattr(config, "BOUNDSCHECK", 1)
+    disp = run_both(short_temporary, np.arange(1.0, 5.0))
+    assert "Contracted" not in remark_keys(disp)
+
+
+def test_the_shape_check_is_known_before_the_first_compile():
+    # numba refreshes its typing context once per compilation: the overload
+    # generated code calls must exist before the first loopopt compile.
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, numba\n"
+            "from test_fuse_loops import two_loops, arrays\n"
+            "numba.njit(two_loops)(*arrays(5))\n"
+            "import numba_loopopt as lo\n"
+            "d = lo.jit(two_loops); d(*arrays(5))\n"
+            "print([r.key for r in lo.remarks(d, d.signatures[0])])\n")
+    import os
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.stdout.strip() == "['Fused', 'Contracted']", out.stderr

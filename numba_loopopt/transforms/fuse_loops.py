@@ -42,7 +42,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-from numba.core import ir, postproc, types
+from numba.core import config, ir, postproc, types
 from numba.core.compiler_machinery import register_pass
 from numba.core.ir_utils import (
     build_definitions,
@@ -142,18 +142,25 @@ def _length_of(du: DefUse, value: ir.Expr, depth: int):
             array = attr.value
     if array is None:
         return None
-    alloc = du.single_def(array.name)
+    key = alloc_length_key(du, array.name, depth)
+    if key is not None:
+        return key
+    if len(du.defs.get(array.name, ())) == 1:
+        return ("len", array.name)
+    return None
+
+
+def alloc_length_key(du: DefUse, array: str, depth: int = 4):
+    """The value key of ``len(array)`` when ``array = np.empty(n)`` (or zeros,
+    ones, full): that of ``n``."""
+    alloc = du.single_def(array)
     if isinstance(alloc, ir.Expr) and alloc.op == "call" and len(alloc.args) >= 1 \
             and _allocator_name(du, alloc) in ("empty", "zeros", "ones", "full"):
         shape = alloc.args[0]
         tup = du.single_def(shape.name)
         if isinstance(tup, ir.Expr) and tup.op == "build_tuple" and len(tup.items) == 1:
             shape = tup.items[0]
-        key = value_key(du, shape, depth - 1)
-        if key is not None:
-            return key
-    if len(du.defs.get(array.name, ())) == 1:
-        return ("len", array.name)
+        return value_key(du, shape, depth - 1)
     return None
 
 
@@ -202,6 +209,12 @@ def match_range_loop(blocks, forest: LoopForest, loop: Loop, du: DefUse) -> Rang
     first = entry.body[0]
     if not (isinstance(first, ir.Assign) and isinstance(first.value, ir.Var)
             and first.value.name in stmts):
+        return None
+    # The index is assigned only from the iterator (a fused loop assigns it
+    # once per loop fused into it): 'i = i + 1' in the body would make
+    # 'tmp[i]' another element than the iteration's.
+    if any(not _copies(site.stmt, first.value.name)
+           for site in du.defs_in(first.target.name, loop.body)):
         return None
     # The iterator's value may only be copied into index variables (fusion
     # redirects those copies to the other loop's iterator).
@@ -259,10 +272,10 @@ def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
                 eff.used.update(v.name for v in value.list_vars())
                 if value.op == "getitem":
                     eff.reads.append((value.value.name, value.index.name, stmt, label))
-                    eff.may_raise |= bool(flags.boundscheck)
+                    eff.may_raise |= boundscheck_on(flags)
                 elif value.op == "static_getitem":
                     eff.reads.append((value.value.name, None, stmt, label))
-                    eff.may_raise |= bool(flags.boundscheck)
+                    eff.may_raise |= boundscheck_on(flags)
                 elif value.op in ("binop", "inplace_binop"):
                     if value.fn in DIVIDING and flags.error_model == "python":
                         eff.may_raise = True
@@ -273,11 +286,12 @@ def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
                             f"line {stmt.loc.line}", stmt.loc)
                 elif value.op == "call":
                     eff.impure = eff.impure or _impure_call(func_ir, value, stmt)
+                    eff.may_raise |= not _never_raises(func_ir, value)
             elif isinstance(stmt, (ir.SetItem, ir.StaticSetItem)):
                 eff.used.update(v.name for v in stmt.list_vars())
                 index = stmt.index.name if isinstance(stmt, ir.SetItem) else None
                 eff.writes.append((stmt.target.name, index, stmt, label))
-                eff.may_raise |= bool(flags.boundscheck)
+                eff.may_raise |= boundscheck_on(flags)
             elif isinstance(stmt, (ir.Jump, ir.Branch)):
                 eff.used.update(v.name for v in stmt.list_vars())
             elif isinstance(stmt, (ir.Raise, ir.StaticRaise, ir.DynamicRaise)):
@@ -352,15 +366,25 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
     # Arrays written in either loop: fresh, accessed only at the loop index.
     written = {w[0] for w in e1.writes + e2.writes}
     index_of = {1: l1.index, 2: l2.index}
+    at_index = set()
     for which, eff in ((1, e1), (2, e2)):
         for array, index, stmt, _ in eff.reads + eff.writes:
             if array in written and index != index_of[which]:
                 return Missed("ShiftedAccess", f"'{array}' is accessed at another "
                               f"index than the loop's at line {_line(stmt)}", stmt.loc)
+            if array in written and (isinstance(stmt, ir.SetItem)
+                                     or stmt.value.value.name == array):
+                at_index.add(id(stmt))
+    for array in sorted(written):
+        for use in du.uses.get(array, ()):
+            if use.label in l1.body | l2.body and id(use.stmt) not in at_index:
+                return Missed("ShiftedAccess", f"'{array}' is used whole (not as "
+                              f"'{array}[index]') at line {use.stmt.loc.line}, so another "
+                              "iteration's elements may be read", use.stmt.loc)
     # Code between the loops moves ahead of the fused loop.
     between = [s for s in blocks[l1.exit].body[:-1] if id(s) not in l2.setup]
     for stmt in between:
-        why = _movable(func_ir, stmt, e1, written, flags)
+        why = _movable(func_ir, du, stmt, e1, written, flags)
         if why is not None:
             return why
     loops_blocks = l1.body | l2.body
@@ -369,7 +393,7 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
         why = _fresh_and_unaliased(func_ir, du, facts, array, loops_blocks, after)
         if why is not None:
             return why
-    return _plan_contractions(du, facts, forest, l1, l2, e1, e2, after)
+    return _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags)
 
 
 def _defined_before(du: DefUse, forest: LoopForest, key, label: int) -> bool:
@@ -412,7 +436,7 @@ def _fresh_and_unaliased(func_ir, du, facts, array, loop_blocks, after) -> Misse
     return None
 
 
-def _movable(func_ir, stmt, e1: Effects, written, flags) -> Missed | None:
+def _movable(func_ir, du, stmt, e1: Effects, written, flags) -> Missed | None:
     why = Missed("InterveningCode", f"the statement at line {stmt.loc.line} between "
                  "the loops cannot move ahead of the first loop", stmt.loc)
     if not isinstance(stmt, ir.Assign):
@@ -421,12 +445,13 @@ def _movable(func_ir, stmt, e1: Effects, written, flags) -> Missed | None:
     if e1.may_raise and isinstance(value, ir.Expr) and (
             (value.op in ("binop", "inplace_binop") and value.fn in DIVIDING
              and flags.error_model == "python")
-            or (value.op in ("getitem", "static_getitem") and flags.boundscheck)):
+            or (value.op in ("getitem", "static_getitem") and boundscheck_on(flags))
+            or (value.op == "call" and not _never_raises(func_ir, value))):
         return why
     used = ({value.name} if isinstance(value, ir.Var) else
             {v.name for v in value.list_vars()} if isinstance(value, ir.Expr)
             else set())
-    if _reads_only_shape(value):
+    if _reads_only_shape(du, value):
         used -= written  # an array's shape does not change in the loops
     if used & (e1.assigned | written) or stmt.target.name in (e1.used | e1.assigned):
         return why
@@ -440,14 +465,28 @@ def _movable(func_ir, stmt, e1: Effects, written, flags) -> Missed | None:
     return None
 
 
-def _reads_only_shape(value) -> bool:
+def _reads_only_shape(du: DefUse, value) -> bool:
     if isinstance(value, ir.Expr) and value.op == "getattr":
         return value.attr in ("shape", "size", "ndim")
-    return isinstance(value, ir.Expr) and value.op == "call" and len(value.args) == 1 \
-        and False
+    return (isinstance(value, ir.Expr) and value.op == "call" and len(value.args) == 1
+            and du.global_value(value.func) is len)
 
 
-def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after) -> Plan:
+def boundscheck_on(flags) -> bool:
+    """Whether indexing is bounds-checked: NUMBA_BOUNDSCHECK overrides the flag."""
+    if config.BOUNDSCHECK is not None:
+        return bool(config.BOUNDSCHECK)
+    return bool(flags.boundscheck)
+
+
+def _never_raises(func_ir, call: ir.Expr) -> bool:
+    """numpy's scalar math follows IEEE rules and never raises; math and
+    builtins can (``math.log(0)``, ``range(0, 4, 0)``, ``pow(0, -1)``)."""
+    name = guard(find_callname, func_ir, call)
+    return bool(name) and name[1] == "numpy" and name[0] in PURE_CALLS["numpy"]
+
+
+def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags) -> Plan:
     contractions, kept = [], []
     written1 = {w[0] for w in e1.writes}
     read2 = {r[0] for r in e2.reads}
@@ -467,6 +506,10 @@ def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after) -> Plan:
             reason = "the stored value's type differs from the array's dtype"
         elif not _integer_shape(du, facts, array):
             reason = "its allocation's shape is not a plain integer"
+        elif boundscheck_on(flags) and l1.trip != (
+                ("const", 0), alloc_length_key(du, array), ("const", 1)):
+            # Bounds-checked stores that go away must not have been able to raise.
+            reason = "bounds are checked and its length is not provably the trip count"
         else:
             outside = [u for u in du.uses.get(array, ())
                        if u.label not in (l1.body | l2.body)]
