@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser = commands.add_parser(
         "demo", help="compile example kernels stock vs optimised; show remarks "
                      "and speed-ups",
-        description="Compile three example kernels with numba.njit and with "
+        description="Compile four example kernels with numba.njit and with "
                     "numba_loopopt.jit, check the results are identical, print "
                     "the optimisation remarks and the speed ratio.")
     demo.add_arguments(demo_parser)

@@ -1,6 +1,6 @@
 """A short tour of numba_loopopt: ``python -m numba_loopopt demo``.
 
-It compiles three kernels twice, with stock ``numba.njit`` and with
+It compiles four kernels twice, with stock ``numba.njit`` and with
 ``numba_loopopt.jit``, checks that both give identical results, prints what
 the passes did (the remarks) and how much faster the optimised version runs.
 
@@ -15,6 +15,11 @@ The kernels:
    loop is also *versioned*: when one check before the loop shows that no index
    can wrap, a copy without the modulo runs.
 3. A plain ``for`` loop: nothing to rewrite, no remarks, the same speed.
+4. Two ``for i in range(n)`` loops: the first fills a temporary array, the
+   second sums it.  Stock numba allocates the temporary and goes over memory
+   twice; the fuse-loops pass makes one loop of the two and removes the
+   temporary, so the values go straight from the first loop's computation to
+   the sum (in the same order: the result is bit-identical).
 
 Reading this file is a good way to learn the API; all of it is::
 
@@ -43,7 +48,8 @@ DEFAULT_STEPS = 5_000_000
 DEFAULT_REPEATS = 5
 
 # -- The kernels --------------------------------------------------------------
-# Each takes a float64 buffer of length n + 1 and the number of steps n.
+# The first three take a float64 buffer of length n + 1 and the number of
+# steps n; the fourth takes three float64 arrays of length n.
 
 
 def while_with_flag(buf, n):
@@ -71,24 +77,53 @@ def plain_for(buf, n):
     return n
 
 
+def fill_then_sum(a, b, c):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * b[i] + c[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def buffer_and_steps(steps: int) -> tuple:
+    return np.zeros(steps + 1), steps
+
+
+def three_arrays(steps: int) -> tuple:
+    rng = np.random.default_rng(0)
+    return tuple(rng.random(steps) for _ in range(3))
+
+
+#: (title, kernel, make_args(steps) -> the kernel's arguments)
 KERNELS = [
-    ("while loop with a flag that never changes", while_with_flag),
+    ("while loop with a flag that never changes", while_with_flag, buffer_and_steps),
     ("PyTensor's scan: the same loop, state stored modulo the buffer length",
-     pytensor_scan),
-    ("a plain for loop: nothing to rewrite", plain_for),
+     pytensor_scan, buffer_and_steps),
+    ("a plain for loop: nothing to rewrite", plain_for, buffer_and_steps),
+    ("two loops through a temporary array: fill it, then sum it", fill_then_sum,
+     three_arrays),
 ]
 
 # -- Running them -------------------------------------------------------------
 
 
-def call_time(func, buf, n) -> float:
+def call_time(func, args) -> float:
     """Seconds taken by one call."""
     start = time.perf_counter()
-    func(buf, n)
+    func(*args)
     return time.perf_counter() - start
 
 
-def show_kernel(number: int, title: str, py_func, steps: int, repeats: int) -> tuple:
+def same_arrays(xs, ys) -> bool:
+    return all(not isinstance(x, np.ndarray) or np.array_equal(x, y)
+               for x, y in zip(xs, ys, strict=True))
+
+
+def show_kernel(number: int, title: str, py_func, make_args, steps: int,
+                repeats: int) -> tuple:
     """Compile, check, explain and time one kernel; returns (identical, speedup)."""
     print(f"\n[{number}/{len(KERNELS)}] {title}")
     print(textwrap.indent(inspect.getsource(py_func).rstrip(), "    | "))
@@ -96,12 +131,12 @@ def show_kernel(number: int, title: str, py_func, steps: int, repeats: int) -> t
     stock = numba.njit(py_func)
     optimised = jit(py_func)
 
-    # Same inputs, then compare return values and the whole buffer.
+    # Same inputs, then compare return values and the whole arrays.
     # (The first call compiles; benchmarks/ measures compile time properly.)
-    stock_buf, opt_buf = np.zeros(steps + 1), np.zeros(steps + 1)
-    stock_result = stock(stock_buf, steps)
-    opt_result = optimised(opt_buf, steps)
-    identical = stock_result == opt_result and np.array_equal(stock_buf, opt_buf)
+    stock_args, opt_args = make_args(steps), make_args(steps)
+    stock_result = stock(*stock_args)
+    opt_result = optimised(*opt_args)
+    identical = stock_result == opt_result and same_arrays(stock_args, opt_args)
     print(f"  results: {'identical' if identical else 'DIFFERENT'} "
           f"(returned {opt_result}, stock numba returned {stock_result})")
 
@@ -113,8 +148,8 @@ def show_kernel(number: int, title: str, py_func, steps: int, repeats: int) -> t
     # Time both, alternating, and keep each one's fastest call.
     stock_time = opt_time = float("inf")
     for _ in range(repeats):
-        stock_time = min(stock_time, call_time(stock, stock_buf, steps))
-        opt_time = min(opt_time, call_time(optimised, opt_buf, steps))
+        stock_time = min(stock_time, call_time(stock, stock_args))
+        opt_time = min(opt_time, call_time(optimised, opt_args))
     speedup = stock_time / opt_time
     print(f"  {steps:,} steps: numba.njit {stock_time * 1e3:.1f} ms, "
           f"numba_loopopt.jit {opt_time * 1e3:.1f} ms -> {speedup:.2f}x")
@@ -127,8 +162,9 @@ def run(steps: int = DEFAULT_STEPS, repeats: int = DEFAULT_REPEATS) -> int:
           f"steps, best of {repeats} calls each")
     started = time.perf_counter()
     summary = []
-    for number, (title, py_func) in enumerate(KERNELS, start=1):
-        identical, speedup = show_kernel(number, title, py_func, steps, repeats)
+    for number, (title, py_func, make_args) in enumerate(KERNELS, start=1):
+        identical, speedup = show_kernel(number, title, py_func, make_args, steps,
+                                         repeats)
         summary.append((py_func.__name__, identical, speedup))
 
     print("\nsummary (time of numba.njit / time of numba_loopopt.jit):")
@@ -144,7 +180,8 @@ def run(steps: int = DEFAULT_STEPS, repeats: int = DEFAULT_REPEATS) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"loop steps per call (default {DEFAULT_STEPS:,})")
+                        help=f"loop steps (array elements) per call "
+                             f"(default {DEFAULT_STEPS:,})")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
                         help=f"timed calls per version (default {DEFAULT_REPEATS})")
 

@@ -178,7 +178,7 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool) -> str
     lines = [f"def _fused({', '.join(args)}):"]
     if gather:
         lines.append("    n = a1.shape[0]")
-        loops = [("True", "_OUT(a0[a1[i]])")]
+        loops = [("True", lambda i: f"_OUT(a0[a1[{i}]])")]
     else:
         lines.append("    n = -1")
         arrays = [k for k, is_array in enumerate(array_args) if is_array]
@@ -192,10 +192,17 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool) -> str
                       "output array')"]
         lines.append("    if n == -1:\n        n = 1")
         same = " and ".join(f"L{k} == n" for k in arrays)
-        plain = ", ".join(f"a{k}[i]" if array_args[k] else f"a{k}" for k in range(n_args))
-        wrapped = ", ".join(f"a{k}[i if L{k} != 1 else 0]" if array_args[k] else f"a{k}"
-                            for k in range(n_args))
-        loops = [(same, f"_OUT(_element({plain}))"), ("True", f"_OUT(_element({wrapped}))")]
+
+        def plain(i):
+            return "_OUT(_element({}))".format(", ".join(
+                f"a{k}[{i}]" if array_args[k] else f"a{k}" for k in range(n_args)))
+
+        def wrapped(i):
+            return "_OUT(_element({}))".format(", ".join(
+                f"a{k}[{i} if L{k} != 1 else 0]" if array_args[k] else f"a{k}"
+                for k in range(n_args)))
+
+        loops = [(same, plain), ("True", wrapped)]
     first_extreme = next((k for k in kinds if k in _EMPTY), None)
     if first_extreme:
         lines += ["    if n == 0:",
@@ -209,15 +216,26 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool) -> str
             lines.append("    " + init.format(r=r))
             body.append(update.format(r=r))
         else:
+            # A NaN ends the scan: the first NaN wins, as in numba.
             cmp = "<" if kind == "min" else ">"
             lines += [f"    {r} = 0.0", f"    d{j} = False"]
-            body += [f"if i == 0:\n    {r} = v\n    d{j} = np.isnan(v)",
-                     f"elif not d{j}:\n    if np.isnan(v):\n        {r} = v\n"
-                     f"        d{j} = True\n    elif v {cmp} {r}:\n        {r} = v"]
+            body.append(f"if not d{j}:\n    if np.isnan(v):\n        {r} = v\n"
+                        f"        d{j} = True\n    elif v {cmp} {r}:\n        {r} = v")
+    extremes = [j for j, kind in enumerate(kinds) if kind not in _UPDATES]
     for index, (cond, element) in enumerate(loops):
-        keyword = "if" if index == 0 else "else"
-        lines.append(f"    {keyword} {cond}:" if keyword == "if" else "    else:")
-        lines += ["        for i in range(n):", f"            v = {element}"]
+        lines.append(f"    if {cond}:" if index == 0 else "    else:")
+        start = "0"
+        if extremes:
+            # Peel the first element (n > 0 here: an empty min/max raised):
+            # it starts every scan, as in numba's min/max.
+            lines.append(f"        v = {element('0')}")
+            for j in range(len(kinds)):
+                if j in extremes:
+                    lines += [f"        r{j} = v", f"        d{j} = np.isnan(v)"]
+                else:
+                    lines += ["        " + line for line in body[j].split("\n")]
+            start = "1"
+        lines += [f"        for i in range({start}, n):", f"            v = {element('i')}"]
         for update in body:
             lines += ["            " + line for line in update.split("\n")]
     for j, kind in enumerate(kinds):
