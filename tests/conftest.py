@@ -23,12 +23,29 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def run_both(py_func, *args, options=None, **njit_kwargs):
+_DISPATCHERS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dispatchers_per_test():
+    _DISPATCHERS.clear()
+    yield
+    _DISPATCHERS.clear()
+
+
+def run_both(py_func, *args, options=None, fresh=False, **njit_kwargs):
     """Run ``py_func`` stock and optimised on copies of ``args``; assert the
     results, the arguments' final contents and any exception type are the
-    same, bit for bit.  Returns the optimised dispatcher."""
-    stock = njit(**njit_kwargs)(py_func)
-    opt = lo.jit(options=options, **njit_kwargs)(py_func)
+    same, bit for bit.  Returns the optimised dispatcher.
+
+    Within one test the two dispatchers are reused across calls with the same
+    options (each signature compiles once); ``fresh=True`` compiles anew.
+    """
+    key = (py_func, repr(options), repr(sorted(njit_kwargs.items())))
+    if fresh or key not in _DISPATCHERS:
+        _DISPATCHERS[key] = (njit(**njit_kwargs)(py_func),
+                             lo.jit(options=options, **njit_kwargs)(py_func))
+    stock, opt = _DISPATCHERS[key]
     outcomes = []
     for disp in (stock, opt):
         mine = copy.deepcopy(args)

@@ -221,5 +221,5 @@ def test_new_labels_never_collide_with_bytecode_offsets(monkeypatch):
     last = max(int(m) for m in re.findall(r"^label (\d+):", before, re.M))
     for start in (-3, 0, 2):
         monkeypatch.setattr(ir_utils._the_max_label, "_value", last - 3)
-        disp = run_both(negative_start, np.zeros(10), start, 6, 9)
+        disp = run_both(negative_start, np.zeros(10), start, 6, 9, fresh=True)
     assert "Versioned" in remark_keys(disp, "passed")

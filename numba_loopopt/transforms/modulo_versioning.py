@@ -34,6 +34,7 @@ from ..remarks import Missed
 #: Offsets and steps are kept small so the check's constant arithmetic on a
 #: positive int64 ``L`` cannot overflow.
 MAX_CONSTANT = 2**31
+INT64_MAX, INT64_MIN = 2**63 - 1, -(2**63)
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,13 @@ def plan(blocks, loop: Loop, counter, du: DefUse, facts,
     if counter.op is operator.ne or abs(step) > MAX_CONSTANT:
         return Missed("ModuloNotVersioned", f"the range of '{iv}' is not known "
                       f"from '{counter.describe()}' with step {step}", loc)
-    if not _signed(facts.of(iv)) or (counter.bound.name
-                                     and not _signed(facts.of(counter.bound.name))):
-        return Missed("ModuloNotVersioned", f"'{iv}' or its bound is unsigned",
-                      loc)
+    if facts.of(iv) != types.int64:
+        # A narrower counter wraps around (numba truncates on assignment): the
+        # range argument below would not hold.
+        return Missed("ModuloNotVersioned", f"'{iv}' is {facts.of(iv)}, not int64, so "
+                      "it may wrap around", loc)
+    if counter.bound.name and not _signed(facts.of(counter.bound.name)):
+        return Missed("ModuloNotVersioned", f"the bound of '{iv}' is unsigned", loc)
     size = sum(len(blocks[label].body) for label in loop.body)
     if size > max_stmts:
         return Missed("LoopTooLarge", f"versioning would copy {size} statements, "
@@ -174,15 +178,21 @@ def plan(blocks, loop: Loop, counter, du: DefUse, facts,
     conditions = []
     if step > 0:
         # Before its update, i runs over [start, bound - 1] ([start, bound] if
-        # inclusive); each use adds its effective offset.
+        # inclusive); each use adds its effective offset.  The update itself
+        # must not overflow: bound - 1 + step <= INT64_MAX.
         conditions.append((start, operator.ge, None, k_min))
+        if step > 1 or inclusive:
+            conditions.append((bound, operator.le, None, -(INT64_MAX - step + 1 - inclusive)))
         for modulus, k in k_max.items():
             if modulus.name is not None:
                 conditions.append((modulus, operator.gt, None, 0))
             conditions.append((bound, operator.le, modulus, k + inclusive))
     else:
-        # Before its update, i runs over [bound + 1, start] ([bound, start]).
+        # Before its update, i runs over [bound + 1, start] ([bound, start]),
+        # and bound + 1 + step must not overflow below INT64_MIN.
         conditions.append((bound, operator.ge, None, k_min + 1 - inclusive))
+        if step < -1 or inclusive:
+            conditions.append((bound, operator.ge, None, -(INT64_MIN - 1 - step + inclusive)))
         for modulus, k in k_max.items():
             if modulus.name is not None:
                 conditions.append((modulus, operator.gt, None, 0))

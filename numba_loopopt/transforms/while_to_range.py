@@ -166,7 +166,7 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
         return Missed("CounterUpdate", f"'{iv}' is assigned {len(sites)} times in "
                       f"the loop (lines {_lines(sites)})", test.loc)
     site = sites[0]
-    step = _constant_step(du, iv, site.stmt)
+    step = _constant_step(du, iv, site.stmt, loop)
     if step is None:
         return Missed("CounterUpdate", f"'{iv}' is updated at line "
                       f"{site.stmt.loc.line} by something other than a constant "
@@ -185,10 +185,16 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
     return Counter(iv, test, op, bound, step, site.stmt)
 
 
-def _constant_step(du: DefUse, iv: str, stmt: ir.Assign) -> int | float | None:
+def _constant_step(du: DefUse, iv: str, stmt: ir.Assign,
+                   loop: Loop) -> int | float | None:
     value = stmt.value
     if isinstance(value, ir.Var):
-        value = du.single_def(value.name)
+        # 'i = nxt' steps only if nxt = i + k is computed in this iteration,
+        # not once before the loop.
+        sites = du.defs.get(value.name, ())
+        if len(sites) != 1 or sites[0].label not in loop:
+            return None
+        value = sites[0].stmt.value
     if not isinstance(value, ir.Expr) or value.op not in ("binop", "inplace_binop"):
         return None
     fn = value.fn
