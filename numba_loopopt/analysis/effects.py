@@ -102,3 +102,11 @@ def _use_changes_array(du: DefUse, name: str, site: Site, typemap: dict) -> str 
     if isinstance(stmt, ir.Return):
         return f"'{name}' is returned at line {line}"
     return f"'{name}' is used by '{stmt}' at line {line}"
+
+
+def has_try_block(func_ir: ir.FunctionIR) -> bool:
+    """Whether the function has ``try``/``except``: numba marks each try block
+    with a call to its ``mark_try_block`` intrinsic."""
+    return any(isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Global)
+               and stmt.value.name == "mark_try_block"
+               for block in func_ir.blocks.values() for stmt in block.body)

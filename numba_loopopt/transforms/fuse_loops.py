@@ -54,7 +54,7 @@ from numba.core.ir_utils import (
 
 from .. import irbuild
 from ..analysis.defuse import DefUse
-from ..analysis.effects import is_fresh_allocation
+from ..analysis.effects import has_try_block, is_fresh_allocation
 from ..analysis.loops import Loop, LoopForest, successors
 from ..analysis.typing import TypeFacts
 from ..pipeline import LoopOptPass
@@ -272,10 +272,10 @@ def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
                 eff.used.update(v.name for v in value.list_vars())
                 if value.op == "getitem":
                     eff.reads.append((value.value.name, value.index.name, stmt, label))
-                    eff.may_raise |= boundscheck_on(flags)
+                    eff.may_raise |= _indexing_may_raise(facts, value.value.name, flags)
                 elif value.op == "static_getitem":
                     eff.reads.append((value.value.name, None, stmt, label))
-                    eff.may_raise |= boundscheck_on(flags)
+                    eff.may_raise |= _indexing_may_raise(facts, value.value.name, flags)
                 elif value.op in ("binop", "inplace_binop"):
                     if value.fn in DIVIDING and flags.error_model == "python":
                         eff.may_raise = True
@@ -291,7 +291,7 @@ def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
                 eff.used.update(v.name for v in stmt.list_vars())
                 index = stmt.index.name if isinstance(stmt, ir.SetItem) else None
                 eff.writes.append((stmt.target.name, index, stmt, label))
-                eff.may_raise |= boundscheck_on(flags)
+                eff.may_raise |= _indexing_may_raise(facts, stmt.target.name, flags)
             elif isinstance(stmt, (ir.Jump, ir.Branch)):
                 eff.used.update(v.name for v in stmt.list_vars())
             elif isinstance(stmt, (ir.Raise, ir.StaticRaise, ir.DynamicRaise)):
@@ -344,6 +344,12 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
             or not _defined_before(du, forest, l1.trip, l1.preheader):
         return Missed("DifferentTripCount", f"the loops run {l1.range_text} and "
                       f"{l2.range_text}, which are not provably the same", loc)
+    step = l1.trip[2]
+    if not (step[0] == "const" and step[1] != 0):
+        # range(a, b, k) raises for k == 0: which loop raises first, and how,
+        # depends on code the fusion would reorder.
+        return Missed("StepNotConstant", f"the loops step by a variable ({l1.range_text}), "
+                      "and range() raises for a zero step", loc)
     if forest.predecessors(l1.exit) != [l1.loop.header]:
         return Missed("InterveningCode", "the second loop can also be reached without "
                       "running the first", loc)
@@ -384,11 +390,11 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
     # Code between the loops moves ahead of the fused loop.
     between = [s for s in blocks[l1.exit].body[:-1] if id(s) not in l2.setup]
     for stmt in between:
-        why = _movable(func_ir, du, stmt, e1, written, flags)
+        why = _movable(func_ir, du, facts, stmt, e1, written, flags)
         if why is not None:
             return why
     loops_blocks = l1.body | l2.body
-    after = _dominated_by(forest, l2.exit)
+    after = _dominated_by(forest, l2.exit) - _reaching(forest, l1.preheader)
     for array in sorted(written):
         why = _fresh_and_unaliased(func_ir, du, facts, array, loops_blocks, after)
         if why is not None:
@@ -405,6 +411,17 @@ def _defined_before(du: DefUse, forest: LoopForest, key, label: int) -> bool:
         sites = du.defs.get(key[1], ())
         return len(sites) == 1 and sites[0].label in forest.dominators()[label]
     return all(_defined_before(du, forest, part, label) for part in key)
+
+
+def _reaching(forest: LoopForest, label: int) -> set[int]:
+    """Blocks from which ``label`` can be reached (an enclosing loop's tail)."""
+    found, work = set(), [label]
+    while work:
+        for pred in forest.predecessors(work.pop()):
+            if pred not in found:
+                found.add(pred)
+                work.append(pred)
+    return found
 
 
 def _dominated_by(forest: LoopForest, label: int) -> set[int]:
@@ -436,7 +453,7 @@ def _fresh_and_unaliased(func_ir, du, facts, array, loop_blocks, after) -> Misse
     return None
 
 
-def _movable(func_ir, du, stmt, e1: Effects, written, flags) -> Missed | None:
+def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | None:
     why = Missed("InterveningCode", f"the statement at line {stmt.loc.line} between "
                  "the loops cannot move ahead of the first loop", stmt.loc)
     if not isinstance(stmt, ir.Assign):
@@ -446,6 +463,8 @@ def _movable(func_ir, du, stmt, e1: Effects, written, flags) -> Missed | None:
             (value.op in ("binop", "inplace_binop") and value.fn in DIVIDING
              and flags.error_model == "python")
             or (value.op in ("getitem", "static_getitem") and boundscheck_on(flags))
+            or (value.op in ("getitem", "static_getitem")
+                and not isinstance(facts.of(value.value.name), types.Array))
             or (value.op == "call" and not _never_raises(func_ir, value))):
         return why
     used = ({value.name} if isinstance(value, ir.Var) else
@@ -470,6 +489,12 @@ def _reads_only_shape(du: DefUse, value) -> bool:
         return value.attr in ("shape", "size", "ndim")
     return (isinstance(value, ir.Expr) and value.op == "call" and len(value.args) == 1
             and du.global_value(value.func) is len)
+
+
+def _indexing_may_raise(facts: TypeFacts, name: str, flags) -> bool:
+    """Array indexing raises only when bounds are checked; lists, tuples and
+    dicts always check."""
+    return boundscheck_on(flags) or not isinstance(facts.of(name), types.Array)
 
 
 def boundscheck_on(flags) -> bool:
@@ -604,6 +629,11 @@ class FuseLoops(LoopOptPass):
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir = state.func_ir
         if len(LoopForest(func_ir.blocks).loops) < 2:
+            return False
+        if has_try_block(func_ir):
+            # A caught exception would expose how far each loop had got.
+            emit.missed("TryExcept", None, "the function has try/except, so loops are "
+                        "not fused")
             return False
         func_ir._definitions = build_definitions(func_ir.blocks)
         facts = TypeFacts(state)

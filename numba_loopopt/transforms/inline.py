@@ -44,6 +44,7 @@ from numba.core.registry import CPUDispatcher
 from numba.core.untyped_passes import InlineInlinables
 
 from ..analysis.defuse import DefUse
+from ..analysis.effects import has_try_block
 from ..irbuild import with_body
 from ..pipeline import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
@@ -94,6 +95,9 @@ def why_not_inlinable(site: CallSite, caller_flags, allowed_pipelines) -> Missed
                       "**kwargs", loc)
     if inspect.isgeneratorfunction(py_func):
         return Missed("NotInlinable", f"'{site.name}' is a generator", loc)
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+           for p in inspect.signature(py_func).parameters.values()):
+        return Missed("NotInlinable", f"'{site.name}' takes *args or **kwargs", loc)
     if not disp._can_compile:
         return Missed("NotInlinable", f"'{site.name}' has explicit signatures: "
                       "inlining would drop the casts to them", loc)
@@ -254,6 +258,13 @@ class InlineCalls(LoopOptPass):
         from ..pipeline import LoopOptPipeline
 
         func_ir = state.func_ir
+        if has_try_block(func_ir):
+            # numba routes only exceptions raised by calls it sees inside a try
+            # block to the handler: an inlined raise would escape it.
+            emit.missed("NotInlinable", None, "the function has try/except: inlined "
+                        "code's exceptions would bypass the handlers, so no call is "
+                        "inlined")
+            return False
         allowed = (compiler.Compiler, LoopOptPipeline)
         callees = _CalleeIRs(state)
         root = state.func_id.func
