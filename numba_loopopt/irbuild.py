@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from numba.core import ir, ir_utils
+from numba.core import ir, ir_utils, postproc
 
 
 def new_label(blocks: dict[int, ir.Block]) -> int:
@@ -78,3 +78,16 @@ def copy_region(blocks: dict[int, ir.Block],
         body.append(retarget(copy.deepcopy(block.terminator, memo), mapping))
         copies[mapping[label]] = with_body(block, body)
     return mapping, copies
+
+
+def finish_untyped_edit(func_ir: ir.FunctionIR) -> None:
+    """What an untyped pass runs after changing the CFG, as numba's own
+    InlineInlinables does: drop unreachable blocks, rebuild the definitions,
+    re-run numba's post-processing, and merge blocks (which renumbers labels:
+    keep none across this call)."""
+    cfg = ir_utils.compute_cfg_from_blocks(func_ir.blocks)
+    for dead in cfg.dead_nodes():
+        del func_ir.blocks[dead]
+    func_ir._definitions = ir_utils.build_definitions(func_ir.blocks)
+    postproc.PostProcessor(func_ir).run()
+    func_ir.blocks = ir_utils.simplify_CFG(func_ir.blocks)

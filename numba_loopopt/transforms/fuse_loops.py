@@ -42,14 +42,12 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-from numba.core import config, ir, postproc, types
+from numba.core import config, ir, types
 from numba.core.compiler_machinery import register_pass
 from numba.core.ir_utils import (
     build_definitions,
-    compute_cfg_from_blocks,
     find_callname,
     guard,
-    simplify_CFG,
 )
 
 from .. import irbuild
@@ -665,12 +663,7 @@ class FuseLoops(LoopOptPass):
                 emit.analysis("TemporaryKept", l2.loc, f"'{array}' stays an array: "
                               f"{reason}", array=array)
         if changed:
-            cfg = compute_cfg_from_blocks(func_ir.blocks)
-            for dead in cfg.dead_nodes():
-                del func_ir.blocks[dead]
-            func_ir._definitions = build_definitions(func_ir.blocks)
-            postproc.PostProcessor(func_ir).run()
-            func_ir.blocks = simplify_CFG(func_ir.blocks)
+            irbuild.finish_untyped_edit(func_ir)
         return changed
 
     @staticmethod

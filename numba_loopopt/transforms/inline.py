@@ -28,21 +28,19 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from numba.core import compiler, ir, postproc
+from numba.core import compiler, ir
 from numba.core.compiler import DefaultPassBuilder
 from numba.core.compiler_machinery import register_pass
 from numba.core.cpu import InlineOptions
 from numba.core.inline_closurecall import InlineWorker, callee_ir_validator
 from numba.core.ir_utils import (
-    build_definitions,
-    compute_cfg_from_blocks,
     guard,
     resolve_func_from_module,
-    simplify_CFG,
 )
 from numba.core.registry import CPUDispatcher
 from numba.core.untyped_passes import InlineInlinables
 
+from .. import irbuild
 from ..analysis.defuse import DefUse
 from ..analysis.effects import has_try_block
 from ..irbuild import with_body
@@ -296,12 +294,7 @@ class InlineCalls(LoopOptPass):
                 site = None
         if changed:
             drop_dead_loads(func_ir)
-            cfg = compute_cfg_from_blocks(func_ir.blocks)
-            for dead in cfg.dead_nodes():
-                del func_ir.blocks[dead]
-            func_ir._definitions = build_definitions(func_ir.blocks)
-            postproc.PostProcessor(func_ir).run()
-            func_ir.blocks = simplify_CFG(func_ir.blocks)
+            irbuild.finish_untyped_edit(func_ir)
         return changed
 
     @staticmethod

@@ -40,10 +40,11 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-from numba.core import ir, postproc, types
+from numba.core import ir, types
 from numba.core.compiler_machinery import register_pass
-from numba.core.ir_utils import build_definitions, compute_cfg_from_blocks, simplify_CFG
+from numba.core.ir_utils import build_definitions
 
+from .. import irbuild
 from ..analysis.defuse import DefUse
 from ..analysis.effects import read_only_array
 from ..analysis.loops import Loop, LoopForest
@@ -327,12 +328,7 @@ class WhileToRange(LoopOptPass):
                 changed = True
                 forest = LoopForest(func_ir.blocks)
         if changed:
-            cfg = compute_cfg_from_blocks(func_ir.blocks)
-            for dead in cfg.dead_nodes():
-                del func_ir.blocks[dead]
-            func_ir._definitions = build_definitions(func_ir.blocks)
-            postproc.PostProcessor(func_ir).run()
-            func_ir.blocks = simplify_CFG(func_ir.blocks)
+            irbuild.finish_untyped_edit(func_ir)
         return changed
 
     def _rewrite_loop(self, func_ir, forest, loop, du, facts, options, emit,
