@@ -13,6 +13,7 @@ Usage::
     python tools/numba_testsuite.py --quick               # the subset CI runs
     python tools/numba_testsuite.py numba.tests.test_range numba.tests.test_lists
     python tools/numba_testsuite.py --json results.json
+    python tools/numba_testsuite.py --no-inline     # the passes, inlining off
 
 Exit status 1 if any test fails with the passes but passes stock.
 """
@@ -51,11 +52,31 @@ QUICK_MODULES = [
 ROUTED = {"compilations": 0}
 
 
-def patch_numba() -> None:
+#: numba tests that inspect what a *callee's* dispatcher compiled
+#: (``callee.signatures``): when the inline pass inlines the callee, its
+#: dispatcher never compiles, by design, so these fail with inlining on and pass
+#: with ``--no-inline``.  Results are not involved.
+EXPECTED_WITH_INLINING = {
+    "numba.tests.test_array_exprs.TestOptionals.test_optional_array_type",
+    "numba.tests.test_array_exprs.TestOptionals.test_optional_scalar_type",
+    "numba.tests.test_array_exprs.TestOptionalsExceptions."
+    "test_optional_array_type_exception_on_none",
+    "numba.tests.test_array_exprs.TestOptionalsExceptions."
+    "test_optional_scalar_type_exception_on_none",
+    "numba.tests.test_lists.TestListInitialValues.test_list_of_list_ctor",
+    "numba.tests.test_lists.TestListInitialValues."
+    "test_mutation_not_carried_single_function",
+}
+
+
+def patch_numba(inline: bool = True) -> None:
     """Route numba's default pipeline through LoopOptPipeline."""
     from numba.core import compiler
 
-    from numba_loopopt import LoopOptPipeline
+    from numba_loopopt import LoopOptPipeline, Options
+
+    if not inline:
+        LoopOptPipeline = LoopOptPipeline.with_options(Options(inline=False))  # noqa: N806
 
     for name in ("compile_extra", "compile_ir"):
         original = getattr(compiler, name)
@@ -100,8 +121,8 @@ class _Recorder(unittest.TextTestResult):
 
 
 def run_in_this_process(mode: str, modules: list[str]) -> dict[str, str]:
-    if mode == "loopopt":
-        patch_numba()
+    if mode in ("loopopt", "loopopt-no-inline"):
+        patch_numba(inline=mode == "loopopt")
     suite = unittest.defaultTestLoader.loadTestsFromNames(modules)
     runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=0,
                                      resultclass=_Recorder)
@@ -126,25 +147,33 @@ def main(argv=None) -> int:
     parser.add_argument("modules", nargs="*")
     parser.add_argument("--quick", action="store_true", help="the subset CI runs")
     parser.add_argument("--json", help="write the per-test outcomes here")
+    parser.add_argument("--no-inline", action="store_true",
+                        help="run the loopopt pipeline with the inline pass off")
     args = parser.parse_args(argv)
     modules = args.modules or (QUICK_MODULES if args.quick else DEFAULT_MODULES)
     started = time.perf_counter()
     results = {}
-    for mode in ("stock", "loopopt"):
+    ours_mode = "loopopt-no-inline" if args.no_inline else "loopopt"
+    for mode in ("stock", ours_mode):
         t0 = time.perf_counter()
         run = run_mode(mode, modules)
-        results[mode] = run["outcomes"]
-        print(f"{mode}: {len(results[mode])} tests in {time.perf_counter() - t0:.0f} s, "
+        results["loopopt" if mode == ours_mode else mode] = run["outcomes"]
+        print(f"{mode}: {len(run['outcomes'])} tests in {time.perf_counter() - t0:.0f} s, "
               f"{run['routed']} compilations through LoopOptPipeline", flush=True)
     stock, ours = results["stock"], results["loopopt"]
     bad = ("fail", "error")
-    new = sorted(t for t, o in ours.items() if o in bad and stock.get(t) not in bad)
+    differing = sorted(t for t, o in ours.items() if o in bad and stock.get(t) not in bad)
+    expected = [t for t in differing if t in EXPECTED_WITH_INLINING and not args.no_inline]
+    new = [t for t in differing if t not in expected]
     fixed = sorted(t for t, o in stock.items() if o in bad and ours.get(t) not in bad)
     both = sorted(t for t, o in ours.items() if o in bad and stock.get(t) in bad)
     print(f"\n{len(modules)} numba test modules, {len(ours)} tests: "
           f"{sum(o == 'pass' for o in ours.values())} pass with the passes, "
-          f"{len(new)} new failures, {len(both)} failing in both runs, "
+          f"{len(new)} new failures, {len(expected)} expected differences (callee "
+          f"inlined), {len(both)} failing in both runs, "
           f"{len(fixed)} failing only stock ({time.perf_counter() - started:.0f} s)")
+    for test in expected:
+        print(f"expected with inlining: {test} (inspects the callee's signatures)")
     for test in new:
         print(f"NEW FAILURE: {test} ({ours[test]})")
     if args.json:
