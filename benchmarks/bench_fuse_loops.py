@@ -36,18 +36,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
-import timeit
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import llvmlite
 import numba
 import numpy as np
+
+# The timing harness is shared with the while-to-range benchmark.
+from bench_while_to_range import Candidate, Ratio, interleaved_min, remark_lines
 from numba.core.errors import NumbaPerformanceWarning
 from numba.core.runtime import _nrt_python, rtsys
 
@@ -136,37 +136,6 @@ NO_FUSION = {"fuse_loops": False}
 
 
 @dataclass
-class Candidate:
-    label: str
-    dispatcher: Callable
-    role: str = ""
-    """Key used by the ratios ('stock', 'opt', 'hand', ...)."""
-
-
-@dataclass
-class Ratio:
-    label: str
-    num: str
-    den: str
-    op: str = ""
-    """'>=', '<=' or '' (informational)."""
-    target: float | None = None
-    value: float = math.nan
-
-    @property
-    def passed(self) -> bool | None:
-        if not self.op:
-            return None
-        return self.value >= self.target if self.op == ">=" else self.value <= self.target
-
-    def target_text(self) -> str:
-        return f"{self.op} {self.target:g}" if self.op else "-"
-
-    def result_text(self) -> str:
-        return {None: "info", True: "PASS", False: "FAIL"}[self.passed]
-
-
-@dataclass
 class Group:
     key: str
     title: str
@@ -180,29 +149,6 @@ class Group:
     best: dict[str, float] = field(default_factory=dict)
     number: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def interleaved_min(calls: dict[str, Callable[[], object]], repeats: int,
-                    min_sample: float) -> tuple[dict[str, float], dict[str, int]]:
-    """Seconds per call of each callable: min over ``repeats`` round-robin rounds.
-
-    Each sample runs a callable ``number`` times, with ``number`` chosen once so
-    that a sample lasts at least ``min_sample`` seconds.
-    """
-    timers, number = {}, {}
-    for name, call in calls.items():
-        call()  # warm-up: caches, page faults
-        timer = timeit.Timer(call)
-        one = timer.timeit(1)
-        timers[name] = timer
-        number[name] = max(1, math.ceil(min_sample / one)) if one > 0 else 1000
-    best = dict.fromkeys(calls, math.inf)
-    names = list(calls)
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else reversed(names):
-            t = timers[name].timeit(number[name]) / number[name]
-            best[name] = min(best[name], t)
-    return best, number
 
 
 def make_inputs(size: int, k: int = 3, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -256,13 +202,6 @@ def verify(group: Group, stock: Candidate, sizes: list[int],
             if not same_bits(mine, args):
                 raise AssertionError(f"group {group.key}: {cand.label} changed its "
                                      f"inputs at n={n}")
-
-
-def remark_lines(dispatcher) -> list[str]:
-    found = []
-    for sig in dispatcher.signatures:
-        found += [str(r) for r in lo.remarks(dispatcher, sig)]
-    return found
 
 
 def remark_keys(dispatcher) -> list[str]:
