@@ -365,3 +365,26 @@ def test_numba_registers_no_duplicate_pipeline_entries():
     with pytest.raises(ValueError, match="no pass named 'inline_inlinables'"):
         ir_after(calls_helper, (types.float64, types.float64), "inline_inlinables")
     assert numba.__version__.startswith("0.68")
+
+
+class _NeverCopied(np.ndarray):
+    def __deepcopy__(self, memo):
+        raise AssertionError("inlining deep-copied a large constant")
+
+
+TABLE = np.arange(200_000, dtype=np.float64).view(_NeverCopied)
+
+
+@njit
+def lookup(i):
+    return TABLE[i] * 2.0
+
+
+def three_lookups(i):
+    return lookup(i) + lookup(i + 1) + lookup(i + 2)
+
+
+def test_inlining_never_copies_a_large_constant():
+    # The callee's IR is copied per call site; its constants are shared.
+    disp = run_both(three_lookups, 3)
+    assert remark_keys(disp) == ["Inlined"] * 3
