@@ -46,22 +46,34 @@ def run_both(py_func, *args, options=None, fresh=False, **njit_kwargs):
         _DISPATCHERS[key] = (njit(**njit_kwargs)(py_func),
                              lo.jit(options=options, **njit_kwargs)(py_func))
     stock, opt = _DISPATCHERS[key]
-    outcomes = []
-    for disp in (stock, opt):
-        mine = copy.deepcopy(args)
-        try:
-            outcomes.append(("ok", disp(*mine), mine))
-        except Exception as exc:  # noqa: BLE001 - comparing exception types
-            outcomes.append(("raise", type(exc), mine))
-    (k1, r1, a1), (k2, r2, a2) = outcomes
-    assert k1 == k2, f"stock {k1} {r1!r}, optimised {k2} {r2!r}"
-    if k1 == "raise":
-        assert r1 is r2, f"stock raised {r1}, optimised raised {r2}"
-    else:
-        assert _same(r1, r2), f"stock returned {r1!r}, optimised {r2!r}"
-    for x, y in zip(a1, a2, strict=True):
-        assert _same(x, y), f"argument differs: stock {x!r}, optimised {y!r}"
+    why = difference(outcome(stock, args), outcome(opt, args))
+    assert why is None, why
     return opt
+
+
+def outcome(disp, args):
+    """``(kind, result or exception type, the arguments after the call)`` of
+    calling ``disp`` on a deep copy of ``args`` (which keeps aliasing)."""
+    mine = copy.deepcopy(args)
+    try:
+        return ("ok", disp(*mine), mine)
+    except Exception as exc:  # noqa: BLE001 - comparing exception types
+        return ("raise", type(exc), mine)
+
+
+def difference(stock, opt) -> str | None:
+    """How two outcomes differ, bit for bit, or None if they do not."""
+    (k1, r1, a1), (k2, r2, a2) = stock, opt
+    if k1 != k2:
+        return f"stock {k1} {r1!r}, optimised {k2} {r2!r}"
+    if k1 == "raise" and r1 is not r2:
+        return f"stock raised {r1.__name__}, optimised raised {r2.__name__}"
+    if k1 == "ok" and not _same(r1, r2):
+        return f"stock returned {r1!r}, optimised {r2!r}"
+    for pos, (x, y) in enumerate(zip(a1, a2, strict=True)):
+        if not _same(x, y):
+            return f"argument {pos} differs: stock {x!r}, optimised {y!r}"
+    return None
 
 
 def remark_keys(disp, kind=None):

@@ -58,7 +58,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import _same, run_both
+from conftest import difference, run_both
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from numba import njit
@@ -526,6 +526,7 @@ STOCK_BROKEN = "stock numba could not run it"
 
 
 def _outcome(disp, args):
+    """conftest's outcome, telling apart a stock numba that cannot link."""
     mine = copy.deepcopy(args)
     try:
         return ("ok", disp(*mine), mine)
@@ -536,19 +537,10 @@ def _outcome(disp, args):
 
 
 def compare(stock, opt, args) -> str | None:
-    (k1, r1, a1), (k2, r2, a2) = _outcome(stock, args), _outcome(opt, args)
-    if k1 == "broken":
+    theirs = _outcome(stock, args)
+    if theirs[0] == "broken":
         return STOCK_BROKEN
-    if k1 != k2:
-        return f"stock {k1} {r1!r}, optimised {k2} {r2!r}"
-    if k1 == "raise" and r1 is not r2:
-        return f"stock raised {r1.__name__}, optimised raised {r2.__name__}"
-    if k1 == "ok" and not _same(r1, r2):
-        return f"stock returned {r1!r}, optimised {r2!r}"
-    for pos, (x, y) in enumerate(zip(a1, a2, strict=True)):
-        if not _same(x, y):
-            return f"argument {pos} differs: stock {x!r}, optimised {y!r}"
-    return None
+    return difference(theirs, _outcome(opt, args))
 
 
 def describe(args) -> str:

@@ -29,7 +29,6 @@ Runs:
 from __future__ import annotations
 
 import atexit
-import copy
 import dataclasses
 import hashlib
 import importlib.util
@@ -45,7 +44,7 @@ from collections import Counter
 import numba
 import numpy as np
 import pytest
-from conftest import _same, run_both
+from conftest import difference, outcome, run_both
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from numba import njit
@@ -492,27 +491,9 @@ def arg_sets(kernel: Kernel):
     return out
 
 
-def _outcome(disp, args):
-    mine = copy.deepcopy(args)
-    try:
-        return ("ok", disp(*mine), mine)
-    except Exception as exc:  # noqa: BLE001 - comparing exception types
-        return ("raise", type(exc), mine)
-
-
 def compare(stock, opt, args) -> str | None:
     """``run_both``'s comparison, on dispatchers compiled once per kernel."""
-    (k1, r1, a1), (k2, r2, a2) = _outcome(stock, args), _outcome(opt, args)
-    if k1 != k2:
-        return f"stock {k1} {r1!r}, optimised {k2} {r2!r}"
-    if k1 == "raise" and r1 is not r2:
-        return f"stock raised {r1.__name__}, optimised raised {r2.__name__}"
-    if k1 == "ok" and not _same(r1, r2):
-        return f"stock returned {r1!r}, optimised {r2!r}"
-    for pos, (x, y) in enumerate(zip(a1, a2, strict=True)):
-        if not _same(x, y):
-            return f"argument {pos} differs: stock {x!r}, optimised {y!r}"
-    return None
+    return difference(outcome(stock, args), outcome(opt, args))
 
 
 @dataclasses.dataclass
