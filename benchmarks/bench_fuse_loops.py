@@ -17,6 +17,9 @@ b. Two map loops over the same range into two fresh output arrays, both
    returned: fused, nothing to contract -- stock, loopopt, hand single loop.
 c. A chain of three loops: fill ``t1``, fill ``t2`` from ``t1``, reduce ``t2``:
    fused pairwise, both temporaries contracted -- stock, loopopt, hand.
+e. Kernel a written as two PyTensor-scan-style ``while i < n and not
+   cond.item()`` loops: while-to-range, then fuse-loops -- stock, loopopt, loopopt
+   without fusion, hand.
 d. NRT allocations per call of kernel a (``memsys_enable_stats`` and the
    ``alloc`` counter of ``rtsys.get_allocation_stats()`` around one call):
    stock, loopopt and hand; loopopt must allocate exactly what hand does.
@@ -125,6 +128,24 @@ def chain_of_three_hand(a, b):
     for i in range(n):
         total += np.sqrt(a[i] * b[i]) + 1.0
     return total
+
+
+def scan_fill_then_sum(a, b, c):
+    # Kernel a as two PyTensor-scan-style while loops: while-to-range removes
+    # the flag tests, fuse-loops fuses the counted loops that remain.
+    n = a.shape[0]
+    cond = np.zeros((), dtype=np.bool_)
+    tmp = np.empty(n)
+    i = 0
+    while i < n and not cond.item():
+        tmp[i] = a[i] * b[i] + c[i]
+        i += 1
+    s = 0.0
+    k = 0
+    while k < n and not cond.item():
+        s += tmp[k]
+        k += 1
+    return s
 
 
 NO_FUSION = {"fuse_loops": False}
@@ -267,6 +288,23 @@ def group_c(size: int) -> Group:
                  ["Fused", "Contracted", "Fused", "Contracted"])
 
 
+def group_e(size: int) -> Group:
+    cands = [
+        Candidate("stock numba.njit", numba.njit(scan_fill_then_sum), "stock"),
+        Candidate("numba_loopopt.jit", lo.jit(scan_fill_then_sum), "opt"),
+        Candidate("loopopt, fuse_loops=False", lo.jit(scan_fill_then_sum,
+                                                      options=NO_FUSION), "opt_off"),
+        Candidate("hand: one fused loop", numba.njit(fill_then_sum_hand), "hand"),
+    ]
+    ratios = [
+        Ratio("stock / loopopt", "stock", "opt", ">=", 6.0),
+        Ratio("loopopt / hand", "opt", "hand", "<=", 1.05),
+        Ratio("fuse_loops=False / loopopt", "opt_off", "opt"),
+    ]
+    return Group("e", "kernel a as two 'while i < n and not cond.item()' loops",
+                 cands, ratios, size, 3, ["Rewritten", "Rewritten", "Fused", "Contracted"])
+
+
 def run_group(group: Group, inputs: tuple[np.ndarray, ...], repeats: int,
               min_sample: float) -> None:
     stock = next(c for c in group.candidates if c.role == "stock")
@@ -363,9 +401,9 @@ def parse_args(argv=None):
     p.add_argument("--size", "--steps", dest="size", type=int, default=None,
                    help="float64 elements per array (default 1e7, 1e6 with --quick)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="interleaved rounds for groups a-c (default 11, 5 with --quick)")
-    p.add_argument("--groups", default="abcd",
-                   help="which groups to run, e.g. 'ad' (default 'abcd')")
+                   help="interleaved rounds for groups a-c and e (default 11, 5 with --quick)")
+    p.add_argument("--groups", default="abcde",
+                   help="which groups to run, e.g. 'ad' (default 'abcde')")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = p.parse_args(argv)
     if args.size is None:
@@ -397,8 +435,8 @@ def main(argv=None) -> int:
 
     inputs = make_inputs(args.size)
     groups = []
-    makers = {"a": group_a, "b": group_b, "c": group_c}
-    for key in "abc":
+    makers = {"a": group_a, "b": group_b, "c": group_c, "e": group_e}
+    for key in "abce":
         if key in args.groups:
             groups.append(makers[key](args.size))
     for group in groups:

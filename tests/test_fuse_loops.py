@@ -476,3 +476,231 @@ def test_the_shape_check_is_known_before_the_first_compile():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=300)
     assert out.stdout.strip() == "['Fused', 'Contracted']", out.stderr
+
+
+# -- Counted while loops, as the while-to-range pass leaves them ---------------
+
+
+def two_while_loops(a, b, c):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    i = 0
+    while i < n:
+        tmp[i] = a[i] * b[i] + c[i]
+        i += 1
+    s = 0.0
+    j = 0
+    while j < n:
+        s += tmp[j]
+        j += 1
+    return s, i, j
+
+
+def scan_style_loops(a, b, c):
+    # PyTensor's scan shape, twice: while-to-range removes the flag's latch
+    # tests, leaving counted loops entered through the same flag test.
+    n = a.shape[0]
+    cond = np.zeros((), dtype=np.bool_)
+    tmp = np.empty(n)
+    i = 0
+    while i < n and not cond.item():
+        tmp[i] = a[i] * b[i] + c[i]
+        i += 1
+    s = 0.0
+    k = 0
+    while k < n and not cond.item():
+        s += tmp[k]
+        k += 1
+    return s, i, k
+
+
+def three_while_loops(a, b):
+    n = len(a)
+    u = np.empty(n)
+    i = 0
+    while i < n:
+        u[i] = a[i] * 2.0
+        i += 1
+    v = np.empty(n)
+    j = 0
+    while j < n:
+        v[j] = u[j] + b[j]
+        j += 1
+    s = 0.0
+    k = 0
+    while k < n:
+        s += v[k]
+        k += 1
+    return s
+
+
+def step_two_from_one(a, m):
+    n = a.shape[0]
+    out = np.zeros(n)
+    tmp = np.empty(n)
+    i = 1
+    while i < m:
+        tmp[i] = a[i] + 1.0
+        i += 2
+    j = 1
+    while j < m:
+        out[j] = tmp[j] * 3.0
+        j += 2
+    return out, i, j
+
+
+WHILE_FUSED = [
+    (two_while_loops, lambda n: arrays(n), ["Fused", "Contracted"]),
+    (scan_style_loops, lambda n: arrays(n), ["Fused", "Contracted"]),
+    (three_while_loops, lambda n: arrays(n, 2), ["Fused", "Contracted", "Fused",
+                                                 "Contracted"]),
+    (step_two_from_one, lambda n: (arrays(n, 1)[0], n), ["Fused", "Contracted"]),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args,keys", WHILE_FUSED,
+                         ids=[k[0].__name__ for k in WHILE_FUSED])
+def test_counted_while_loops_fuse(kernel, make_args, keys):
+    for n in SIZES:
+        disp = run_both(kernel, *make_args(n))
+    fuse_keys = [r.key for r in lo.remarks(disp, disp.signatures[0])
+                 if r.pass_name == "fuse-loops"]
+    assert fuse_keys == keys, lo.remarks(disp)
+
+
+def test_fused_while_loops_test_one_counter_and_allocate_no_temporary(nrt_stats):
+    dump, _ = ir_after(two_while_loops, (F64, F64, F64), PASS)
+    check(dump, r"""
+        CHECK:     call $loopopt_check_shape(n
+        CHECK:     j < n
+        CHECK-NOT: i < n
+        CHECK:     [[V:\$loopopt_tmp_value[\w.]*]] = $binop_add
+        CHECK:     i = $binop_iadd
+        CHECK:     = inplace_binop(fn=<built-in function iadd>, {{.*}}lhs=s, rhs=
+        CHECK:     j = $binop_iadd
+        CHECK:     j < n
+        CHECK:     return
+    """)
+    a, b, c = arrays(1000)
+    fused, unfused = lo.jit(two_while_loops), lo.jit(options={"fuse_loops": False})(
+        two_while_loops)
+
+    def allocations(disp):
+        disp(a, b, c)
+        before = nrt_stats()
+        disp(a, b, c)
+        return nrt_stats() - before
+
+    assert allocations(fused) == allocations(unfused) - 1
+
+
+def flag_set_between(a, stop):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    i = 0
+    while i < n and not stop:
+        tmp[i] = a[i]
+        i += 1
+    stop = n > 3
+    s = 0.0
+    k = 0
+    while k < n and not stop:
+        s += tmp[k]
+        k += 1
+    return s
+
+
+def guard_only_on_first(a):
+    n = a.shape[0]
+    cond = np.zeros((), dtype=np.bool_)
+    tmp = np.empty(n)
+    i = 0
+    while i < n and not cond.item():
+        tmp[i] = a[i]
+        i += 1
+    s = 0.0
+    k = 0
+    while k < n:
+        s += tmp[k]
+        k += 1
+    return s
+
+
+def while_then_for(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    i = 0
+    while i < n:
+        tmp[i] = a[i]
+        i += 1
+    s = 0.0
+    for k in range(n):
+        s += tmp[k]
+    return s
+
+
+def while_shifted_read(a):
+    n = a.shape[0]
+    tmp = np.empty(n + 1)
+    tmp[n] = 0.0
+    i = 0
+    while i < n:
+        tmp[i] = a[i]
+        i += 1
+    s = 0.0
+    k = 0
+    while k < n:
+        s += tmp[k + 1]
+        k += 1
+    return s
+
+
+def different_starts(a):
+    n = a.shape[0]
+    tmp = np.zeros(n)
+    i = 0
+    while i < n:
+        tmp[i] = a[i]
+        i += 1
+    s = 0.0
+    k = 1
+    while k < n:
+        s += tmp[k]
+        k += 1
+    return s
+
+
+def counter_read_after_increment(a):
+    # 'tmp[i - 1]' after 'i += 1': the counter is not the iteration's index
+    # there, so the loop is no candidate at all.
+    n = a.shape[0]
+    tmp = np.empty(n)
+    i = 0
+    while i < n:
+        i += 1
+        tmp[i - 1] = a[i - 1]
+    s = 0.0
+    k = 0
+    while k < n:
+        s += tmp[k]
+        k += 1
+    return s
+
+
+WHILE_REFUSED = [
+    (flag_set_between, "DifferentTripCount"),
+    (guard_only_on_first, "DifferentTripCount"),
+    (while_then_for, "LoopForms"),
+    (while_shifted_read, "ShiftedAccess"),
+    (different_starts, "DifferentTripCount"),
+    (counter_read_after_increment, None),
+]
+
+
+@pytest.mark.parametrize("kernel,key", WHILE_REFUSED, ids=[k[0].__name__ for k in WHILE_REFUSED])
+def test_counted_while_loops_refused(kernel, key):
+    for n in (1, 2, 7):
+        args = (np.random.default_rng(n).random(n),)
+        disp = run_both(kernel, *args, *((False,) if kernel is flag_set_between else ()))
+    fuse = [r for r in lo.remarks(disp, disp.signatures[0]) if r.pass_name == "fuse-loops"]
+    assert [r.key for r in fuse] == ([key] if key else []), lo.remarks(disp)

@@ -10,7 +10,9 @@ Users write the two-loop form by hand::
         s += tmp[i]
 
 which stock numba runs as two passes over memory.  This pass makes one loop of
-two adjacent ``for ... in range(...)`` loops, and when the first one's array is
+two adjacent ``for ... in range(...)`` loops, or of two adjacent counted
+``while`` loops as the while-to-range pass leaves them (see
+:func:`match_while_loop`), and when the first one's array is
 a local temporary read only at the same index and dead afterwards, the array,
 its allocation and its stores disappear.  Chains of loops fuse pairwise.
 
@@ -52,12 +54,15 @@ from numba.core.ir_utils import (
 
 from .. import irbuild
 from ..analysis.defuse import DefUse
-from ..analysis.effects import has_try_block, is_fresh_allocation
+from ..analysis.effects import has_try_block, is_fresh_allocation, read_only_array
 from ..analysis.loops import Loop, LoopForest, successors
+from ..analysis.tests import entry_guards
 from ..analysis.typing import TypeFacts
 from ..pipeline import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
 from ..runtime import check_shape
+from .while_to_range import is_for_loop
+from .while_to_range import match as match_counted
 
 PASS = "fuse-loops"
 
@@ -82,25 +87,41 @@ DIVIDING = {operator.truediv, operator.floordiv, operator.mod, operator.pow,
 
 @dataclass(frozen=True)
 class RangeLoop:
-    """A ``for index in range(...)`` loop in numba's untyped IR."""
+    """A counted loop in numba's untyped IR: ``for index in range(...)``
+    (``kind == "range"``), or a rotated ``while index < stop: ...; index +=
+    step`` loop (``kind == "while"``, as the while-to-range pass leaves it)."""
 
     loop: Loop
     preheader: int
+    """The block that enters the loop; a while loop's entry guard ends it."""
     exit: int
     body_entry: int
     latch: int
     index: str
-    next_value: ir.Var
-    """The header's copy of the iterator's value, assigned to the index."""
+    next_value: ir.Var | None
+    """The header's copy of the iterator's value, assigned to the index (range
+    loops only)."""
     setup: tuple[int, ...]
-    """ids of the preheader statements that build the range iterator."""
+    """ids of the preheader statements that set the loop up: the range
+    iterator, or the counter's initial value and the entry guard's test."""
     trip: tuple | None
     """Value keys of (start, stop, step); None where unknown."""
     range_text: str
     loc: ir.Loc
+    kind: str = "range"
+    test_block: int | None = None
+    """A while loop's block that tests the counter and leaves the loop."""
+    control: frozenset[int] = frozenset()
+    """ids of a while loop's latch test statements: loop control, not body."""
+    entry: int | None = None
+    """The block that enters a while loop: the last of its guards."""
+    guards: tuple = ()
+    """A while loop's entry tests other than the counter's, nearest first."""
 
     @property
     def body(self) -> frozenset[int]:
+        if self.kind == "while":
+            return self.loop.body
         return self.loop.body - {self.loop.header}
 
 
@@ -235,6 +256,119 @@ def match_range_loop(blocks, forest: LoopForest, loop: Loop, du: DefUse) -> Rang
                      first.value, (id(call), id(getiter), id(copy)), trip, text, call.loc)
 
 
+def match_while_loop(func_ir, forest: LoopForest, loop: Loop, du: DefUse,
+                     facts: TypeFacts) -> RangeLoop | None:
+    """The loop as a counted while loop, or None.
+
+    That is a rotated ``while i < stop`` loop whose latch tests nothing else
+    (the while-to-range pass removes invariant tests): it is entered through a
+    chain of guards that starts with ``i < stop`` (after ``i``'s initial value)
+    and may go on with the invariant tests the latch no longer repeats, each
+    leaving to the loop's exit; the counter steps up by a positive constant in
+    the block that tests it, after every other use of it in the iteration; no
+    other edge leaves the loop.  So every statement of an iteration but the
+    increment sees the counter's value at the start of the iteration, as a
+    range loop's body sees its index."""
+    blocks = func_ir.blocks
+    if is_for_loop(blocks, loop) or len(loop.exits) != 1:
+        return None
+    cand = match_counted(func_ir, forest, loop, du, facts)
+    if isinstance(cand, Missed) or cand.removable:
+        return None
+    counter = cand.counter
+    test = counter.test
+    (exit_,), (latch,) = loop.exits, loop.latches
+    if counter.op is not operator.lt or not isinstance(counter.step, int) \
+            or counter.step <= 0 or test.leave != exit_:
+        return None
+    if any(t not in loop for label in loop.body - {test.label}
+           for t in successors(blocks[label])):
+        return None
+    # Only plain jumps between the test and the back edge.
+    cur = test.stay
+    while cur != loop.header:
+        if len(blocks[cur].body) != 1 or not isinstance(blocks[cur].terminator, ir.Jump):
+            return None
+        cur = blocks[cur].terminator.target
+    # The increment is the last statement of the iteration but the test.
+    test_body = blocks[test.label].body
+    at = [k for k, s in enumerate(test_body) if s is counter.increment]
+    if not at or any(k not in test.slice for k in range(at[0] + 1, len(test_body) - 1)):
+        return None
+    # The entry guards, nearest the loop first, up to the counter's.
+    chain = []
+    for g in entry_guards(forest, loop, du):
+        chain.append(g.test)
+        if g.test.key == test.key and g.test.stay_on == test.stay_on:
+            break
+    else:
+        return None
+    head = chain[-1].label
+    if any(g.leave != exit_ for g in chain):
+        return None
+    # Below the counter's guard, the chain holds nothing but tests.
+    guard_of = {g.label: g for g in chain}
+    cur = next(iter(loop.entries))
+    while cur != head:
+        block = blocks[cur]
+        extra = len(block.body) - 1 - (len(guard_of[cur].slice) if cur in guard_of else 0)
+        if extra or len(forest.predecessors(cur)) != 1:
+            return None
+        cur = forest.predecessors(cur)[0]
+    pre = blocks[head]
+    guard = chain[-1]
+    inits = [k for k, s in enumerate(pre.body)
+             if isinstance(s, ir.Assign) and s.target.name == counter.name]
+    if not inits or inits[-1] > min(guard.slice, default=len(pre.body)):
+        return None
+    init = pre.body[inits[-1]]
+    start = (value_key(du, init.value) if isinstance(init.value, ir.Var)
+             else ("const", init.value.value)
+             if isinstance(init.value, ir.Const) and isinstance(init.value.value, int)
+             and not isinstance(init.value.value, bool) else None)
+    bound = counter.bound
+    stop = (value_key(du, ir.Var(pre.scope, bound.name, test.loc)) if bound.name
+            else ("const", bound.const))
+    trip = (start, stop, ("const", counter.step))
+    if any(k is None for k in trip):
+        trip = None
+    setup = (id(init),) + tuple(id(pre.body[k]) for k in sorted(guard.slice))
+    step_text = "" if counter.step == 1 else f" step {counter.step}"
+    text = f"while {counter.name} < {bound}{step_text}"
+    return RangeLoop(loop, head, exit_, loop.header, latch, counter.name, None,
+                     setup, trip, text, test.loc, kind="while", test_block=test.label,
+                     control=frozenset(id(test_body[k]) for k in test.slice),
+                     entry=next(iter(loop.entries)), guards=tuple(chain[:-1]))
+
+
+def _guards_agree(func_ir, du: DefUse, facts: TypeFacts, flags, l1: RangeLoop,
+                  l2: RangeLoop, changed: set[str]) -> Missed | None:
+    """Whether the invariant guards of two counted while loops surely have the
+    same outcome: the same tests, on values that neither the first loop nor
+    the code up to the second's guards changes.  Then the fused loop needs the
+    second loop's guards only."""
+    loc = l2.loc
+    keys1 = {(g.key, g.stay_on) for g in l1.guards}
+    keys2 = {(g.key, g.stay_on) for g in l2.guards}
+    if keys1 != keys2:
+        shown = lambda gs: ", ".join(f"'{g.describe()}'" for g in gs) or "none"  # noqa: E731
+        return Missed("DifferentTripCount", f"the loops are entered through different "
+                      f"tests ({shown(l1.guards)}; {shown(l2.guards)}), so they may run "
+                      "a different number of times", loc)
+    for g in l1.guards:
+        why = Missed("DifferentTripCount", f"the test '{g.describe()}' guarding both "
+                     "loops may change between them", g.loc)
+        if g.kind not in ("item", "index", "scalar", "compare", "constant") or (
+                g.kind == "index" and boundscheck_on(flags)):
+            return why
+        if g.names() & changed:
+            return why
+        if g.kind in ("item", "index") and read_only_array(
+                func_ir, du, g.subject, facts.typemap, g.loc) is not None:
+            return why
+    return None
+
+
 @dataclass
 class Effects:
     """What one loop body reads, writes and calls."""
@@ -254,6 +388,8 @@ def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
     for label in sorted(rl.body):
         block = blocks[label]
         for stmt in block.body:
+            if id(stmt) in rl.control:
+                continue
             if isinstance(stmt, ir.Assign):
                 eff.assigned.add(stmt.target.name)
                 value = stmt.value
@@ -338,6 +474,10 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
     """Whether ``l1`` and ``l2`` can be fused, and which arrays then contract."""
     blocks = func_ir.blocks
     loc = l2.loc
+    if l1.kind != l2.kind:
+        return Missed("LoopForms", f"one loop is a 'for' loop and the other a counted "
+                      f"'while' loop ({l1.range_text}, {l2.range_text}); only loops of "
+                      "one form are fused", loc)
     if l1.trip is None or l2.trip is None or l1.trip != l2.trip \
             or not _defined_before(du, forest, l1.trip, l1.preheader):
         return Missed("DifferentTripCount", f"the loops run {l1.range_text} and "
@@ -348,7 +488,9 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
         # depends on code the fusion would reorder.
         return Missed("StepNotConstant", f"the loops step by a variable ({l1.range_text}), "
                       "and range() raises for a zero step", loc)
-    if forest.predecessors(l1.exit) != [l1.loop.header]:
+    only_from = ({l1.loop.header} if l1.kind == "range" else
+                 {g.label for g in l1.guards} | {l1.preheader, l1.test_block})
+    if sorted(forest.predecessors(l1.exit)) != sorted(only_from):
         return Missed("InterveningCode", "the second loop can also be reached without "
                       "running the first", loc)
     e1 = body_effects(blocks, l1, du, facts, flags, func_ir)
@@ -359,6 +501,15 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
     if e1.may_raise and e2.may_raise:
         return Missed("BothMayRaise", "both loops may raise, so fusing them could "
                       "change which exception comes first", loc)
+    if l1.kind == "while":
+        if l1.index == l2.index:
+            return Missed("ScalarDependence", f"both loops count with '{l1.index}'", loc)
+        changed = e1.assigned | {s.target.name for label in
+                                 {l1.exit} | {g.label for g in l2.guards}
+                                 for s in blocks[label].body if isinstance(s, ir.Assign)}
+        why = _guards_agree(func_ir, du, facts, flags, l1, l2, changed)
+        if why is not None:
+            return why
     # Scalars: neither loop may see what the other assigns (the index aside).
     shared_index = {l1.index} if l1.index == l2.index else set()
     for name in sorted((e1.assigned - shared_index) & (e2.used | e2.assigned)):
@@ -503,10 +654,12 @@ def boundscheck_on(flags) -> bool:
 
 
 def _never_raises(func_ir, call: ir.Expr) -> bool:
-    """numpy's scalar math follows IEEE rules and never raises; math and
-    builtins can (``math.log(0)``, ``range(0, 4, 0)``, ``pow(0, -1)``)."""
+    """numpy's scalar math follows IEEE rules and never raises, nor does
+    ``len``; math and other builtins can (``math.log(0)``, ``range(0, 4, 0)``,
+    ``pow(0, -1)``)."""
     name = guard(find_callname, func_ir, call)
-    return bool(name) and name[1] == "numpy" and name[0] in PURE_CALLS["numpy"]
+    return bool(name) and (name[1] == "numpy" and name[0] in PURE_CALLS["numpy"]
+                           or name == ("len", "builtins"))
 
 
 def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags) -> Plan:
@@ -560,6 +713,36 @@ def _integer_shape(du, facts, array) -> bool:
 
 def fuse(func_ir, plan: Plan) -> None:
     """Make one loop of the plan's two; all checks have passed."""
+    if plan.first.kind == "while":
+        _fuse_while(func_ir, plan)
+    else:
+        _fuse_range(func_ir, plan)
+    for c in plan.contractions:
+        _contract(func_ir, c)
+
+
+def _fuse_while(func_ir, plan: Plan) -> None:
+    """Two counted while loops with equal (start, stop, step), entered through
+    the same invariant tests, run in lockstep: the fused loop, entered through
+    the second loop's guards, runs the first body, then the second, and tests
+    the second loop's counter.  The first loop's counter still counts, so it
+    ends with the value it had after the first loop."""
+    blocks = func_ir.blocks
+    l1, l2 = plan.first, plan.second
+    pre = blocks[l1.preheader]
+    blocks[l1.preheader] = irbuild.with_body(pre, pre.body[:-1] + [
+        ir.Jump(l1.exit, pre.terminator.loc)])
+    into = {l2.loop.header: l1.loop.header}
+    for label in (l2.entry, l2.latch):
+        block = blocks[label]
+        blocks[label] = irbuild.with_body(block, block.body[:-1] + [
+            irbuild.retarget(block.terminator, into)])
+    test1 = blocks[l1.test_block]
+    blocks[l1.test_block] = irbuild.with_body(test1, test1.body[:-1] + [
+        ir.Jump(l2.loop.header, test1.terminator.loc)])
+
+
+def _fuse_range(func_ir, plan: Plan) -> None:
     blocks = func_ir.blocks
     l1, l2 = plan.first, plan.second
     pre = blocks[l1.preheader]
@@ -581,8 +764,6 @@ def fuse(func_ir, plan: Plan) -> None:
     blocks[l1.latch] = irbuild.with_body(latch, latch.body[:-1] + [
         ir.Jump(l2.body_entry, latch.terminator.loc)])
     del blocks[l1.loop.header]
-    for c in plan.contractions:
-        _contract(func_ir, c)
 
 
 def _copies(stmt, name: str) -> bool:
@@ -640,7 +821,7 @@ class FuseLoops(LoopOptPass):
         while True:
             forest = LoopForest(func_ir.blocks)
             du = DefUse(func_ir.blocks)
-            pair = self._next_pair(func_ir, forest, du, refused)
+            pair = self._next_pair(func_ir, forest, du, facts, refused)
             if pair is None:
                 break
             l1, l2 = pair
@@ -667,10 +848,12 @@ class FuseLoops(LoopOptPass):
         return changed
 
     @staticmethod
-    def _next_pair(func_ir, forest, du, refused):
+    def _next_pair(func_ir, forest, du, facts, refused):
         loops = {}
         for loop in forest.loops:
             rl = match_range_loop(func_ir.blocks, forest, loop, du)
+            if rl is None:
+                rl = match_while_loop(func_ir, forest, loop, du, facts)
             if rl is not None:
                 loops[rl.preheader] = rl
         for rl in loops.values():
