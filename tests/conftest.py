@@ -20,6 +20,8 @@ def _same(a, b) -> bool:
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) and isinstance(b, float):
         return np.float64(a).tobytes() == np.float64(b).tobytes()
+    if isinstance(a, complex) and isinstance(b, complex):
+        return np.complex128(a).tobytes() == np.complex128(b).tobytes()
     return type(a) is type(b) and a == b
 
 

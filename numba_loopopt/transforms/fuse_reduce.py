@@ -8,18 +8,22 @@ and feeds every reduction of it, with no temporary.
 
 Legal when, all checked before any edit (else a missed remark):
 
-* the reduced array is a 1-D ``float64`` ``arrayexpr`` whose array operands are
-  1-D, or a gather ``x[idx]`` of a 1-D ``float64`` array by a 1-D integer array;
-* it is used only by reductions (``sum``, ``prod``, ``mean``, ``min``, ``max``;
-  functions or methods, no ``axis``), all in the block that computes it,
+* the reduced array is a 1-D ``arrayexpr`` whose array operands are 1-D, or a
+  gather ``x[idx]`` of a 1-D array by a 1-D integer array, of booleans,
+  integers, floats or complex numbers;
+* it is used only by reductions (``sum``, ``prod``, ``mean``, ``min``, ``max``,
+  ``any``, ``all``, ``argmin``, ``argmax``; functions or methods, no
+  ``axis``), all in the block that computes it,
   with nothing in between that could write an operand (no stores, no calls);
 
 Exactness: the element is computed by the very scalar kernel numba's
 array-expression lowering builds (``_arr_expr_to_ast``, compiled with
 ``error_model='numpy'`` and cast to the output dtype), in the same order, and
-each reduction repeats numba's own loop: sequential accumulation from index 0,
-the first NaN wins for ``min``/``max``, ``ValueError`` on an empty ``min``/
-``max``, NaN for an empty ``mean``, the broadcast ``ValueError``.  So results
+each reduction repeats numba's own loop: sequential accumulation from index 0
+in the reduction's result type (numba's accumulator type), the first NaN wins
+for ``min``/``max``/``argmin``/``argmax``, complex numbers compare
+lexicographically, ``ValueError`` on an empty ``min``/``max``/``argmin``/
+``argmax``, NaN for an empty ``mean``, the broadcast ``ValueError``.  So results
 are bit-identical to stock numba (with ``fastmath`` both may reassociate).
 """
 
@@ -33,6 +37,7 @@ import numpy as np
 from numba.core import ir, types
 from numba.core.compiler_machinery import register_pass
 from numba.core.ir_utils import build_definitions, find_callname, guard
+from numba.np import numpy_support
 from numba.np.ufunc.array_exprs import (
     _arr_expr_to_ast,
     _fix_invalid_lineno_ranges,
@@ -48,7 +53,21 @@ PASS = "fuse-reduce"
 
 #: Reductions fused, by the names numba's ``find_callname`` gives them.
 KINDS = {"sum": "sum", "prod": "prod", "mean": "mean", "min": "min", "amin": "min",
-         "max": "max", "amax": "max"}
+         "max": "max", "amax": "max", "any": "any", "all": "all", "argmin": "argmin",
+         "argmax": "argmax"}
+
+#: Element dtypes fused: booleans, integers, floats and complex numbers.
+ELEMENT_TYPES = (types.Boolean, types.Integer, types.Float, types.Complex)
+
+
+def element_family(dtype) -> str:
+    """How numba's reductions treat an element type: floats test for NaN,
+    complex numbers compare lexicographically, the rest compare plainly."""
+    if isinstance(dtype, types.Float):
+        return "float"
+    if isinstance(dtype, types.Complex):
+        return "complex"
+    return "plain"
 
 
 class Reduction:
@@ -92,9 +111,10 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
     site = sites[0]
     value = site.stmt.value
     ty = typemap[source]
-    if not (isinstance(ty, types.Array) and ty.ndim == 1 and ty.dtype == types.float64):
+    if not (isinstance(ty, types.Array) and ty.ndim == 1
+            and isinstance(ty.dtype, ELEMENT_TYPES)):
         return Missed("SourceNotFusable", f"the reduced array has type {ty}; only 1-D "
-                      "float64 expressions are fused so far", first.loc)
+                      "arrays of booleans and numbers are fused so far", first.loc)
     if isinstance(value, ir.Expr) and value.op == "arrayexpr":
         for var in value.list_vars():
             vty = typemap[var.name]
@@ -136,15 +156,19 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
                           "expression and its reductions and may write an operand",
                           stmt.loc)
     for _, r in reductions:
-        if typemap[r.stmt.target.name] != types.float64:
-            return Missed("SourceNotFusable", f"{r.kind} returns "
-                          f"{typemap[r.stmt.target.name]}", r.stmt.loc)
+        rty = typemap[r.stmt.target.name]
+        if not isinstance(rty, ELEMENT_TYPES):
+            return Missed("SourceNotFusable", f"{r.kind} returns {rty}", r.stmt.loc)
+        if r.kind in ("argmin", "argmax") and isinstance(ty.dtype, types.Complex):
+            return Missed("SourceNotFusable", f"{r.kind} of complex numbers is not "
+                          "fused", r.stmt.loc)
     return kind, value, site
 
 
 def _is_gather(typemap, value) -> bool:
     x, idx = typemap[value.value.name], typemap[value.index.name]
-    return (isinstance(x, types.Array) and x.ndim == 1 and x.dtype == types.float64
+    return (isinstance(x, types.Array) and x.ndim == 1
+            and isinstance(x.dtype, ELEMENT_TYPES)
             and isinstance(idx, types.Array) and idx.ndim == 1
             and isinstance(idx.dtype, types.Integer))
 
@@ -163,16 +187,55 @@ def element_kernel(expr: ir.Expr, fastmath):
     return numba.njit(error_model="numpy", fastmath=fastmath)(namespace["_element"]), names
 
 
-_UPDATES = {
-    "sum": ("{r} = 0.0", "{r} += v"),
-    "mean": ("{r} = 0.0", "{r} += v"),
-    "prod": ("{r} = 1.0", "{r} *= v"),
-}
-_EMPTY = {"min": "minimum", "max": "maximum"}
+_EMPTY = {"min": "zero-size array to reduction operation minimum which has no "
+                 "identity",
+          "max": "zero-size array to reduction operation maximum which has no "
+                 "identity",
+          "argmin": "attempt to get argmin of an empty sequence",
+          "argmax": "attempt to get argmax of an empty sequence"}
+_EXTREMES = frozenset(_EMPTY)
 
 
-def kernel_source(kinds: list[str], array_args: list[bool], gather: bool) -> str:
-    """Python source of the fused loop for reductions ``kinds``."""
+def _reduction_code(kind: str, j: int, family: str) -> tuple[list[str], str, list[str]]:
+    """(set-up lines, update on element ``v`` at index ``i``, lines run on the
+    peeled first element) for reduction ``j``, repeating numba's own loops
+    (``numba/np/arraymath.py``).  ``_ACC{j}`` is the reduction's result type."""
+    r = f"r{j}"
+    if kind in ("sum", "mean"):
+        return [f"{r} = _ACC{j}(0)"], f"{r} += _ACC{j}(v)", []
+    if kind == "prod":
+        return [f"{r} = _ACC{j}(1)"], f"{r} *= _ACC{j}(v)", []
+    if kind == "any":
+        return [f"{r} = False"], f"if v:\n    {r} = True", []
+    if kind == "all":
+        return [f"{r} = True"], f"if not v:\n    {r} = False", []
+    less = kind in ("min", "argmin")
+    cmp = "<" if less else ">"
+    if family == "complex":
+        better = (f"v.real {cmp} m{j}.real or (v.real == m{j}.real and "
+                  f"v.imag {cmp} m{j}.imag)")
+    else:
+        better = f"v {cmp} m{j}"
+    keep = f"m{j} = v\n    {r} = " + ("i" if kind.startswith("arg") else "v")
+    if family == "float":
+        # A NaN ends the scan: the first NaN wins, as in numba.
+        nan = f"{r} = " + ("i" if kind.startswith("arg") else "v")
+        update = (f"if not d{j}:\n    if np.isnan(v):\n        {nan}\n        d{j} = True\n"
+                  f"    elif {better}:\n        " + keep.replace("\n", "\n    "))
+        peel = [f"m{j} = v", f"{r} = " + ("0" if kind.startswith("arg") else "v"),
+                f"d{j} = np.isnan(v)"]
+    else:
+        update = f"if {better}:\n    " + keep
+        peel = [f"m{j} = v", f"{r} = " + ("0" if kind.startswith("arg") else "v")]
+    return [], update, peel
+
+
+def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
+                  family: str = "float") -> str:
+    """Python source of the fused loop for reductions ``kinds`` of elements of
+    ``family`` (see :func:`element_family`).  The kernel's namespace holds
+    ``_OUT`` (the element dtype), ``_ACC{j}`` (reduction ``j``'s result
+    type) and ``_NAN{j}`` (an empty mean)."""
     n_args = 2 if gather else len(array_args)
     args = [f"a{k}" for k in range(n_args)]
     lines = [f"def _fused({', '.join(args)}):"]
@@ -203,44 +266,30 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool) -> str
                 for k in range(n_args)))
 
         loops = [(same, plain), ("True", wrapped)]
-    first_extreme = next((k for k in kinds if k in _EMPTY), None)
+    first_extreme = next((k for k in kinds if k in _EXTREMES), None)
     if first_extreme:
-        lines += ["    if n == 0:",
-                  "        raise ValueError('zero-size array to reduction operation "
-                  f"{_EMPTY[first_extreme]} which has no identity')"]
-    body = []
-    for j, kind in enumerate(kinds):
-        r = f"r{j}"
-        if kind in _UPDATES:
-            init, update = _UPDATES[kind]
-            lines.append("    " + init.format(r=r))
-            body.append(update.format(r=r))
-        else:
-            # A NaN ends the scan: the first NaN wins, as in numba.
-            cmp = "<" if kind == "min" else ">"
-            lines += [f"    {r} = 0.0", f"    d{j} = False"]
-            body.append(f"if not d{j}:\n    if np.isnan(v):\n        {r} = v\n"
-                        f"        d{j} = True\n    elif v {cmp} {r}:\n        {r} = v")
-    extremes = [j for j, kind in enumerate(kinds) if kind not in _UPDATES]
+        lines += ["    if n == 0:", f"        raise ValueError('{_EMPTY[first_extreme]}')"]
+    codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
+    for setup, _, _ in codes:
+        lines += ["    " + line for line in setup]
+    extremes = [j for j, kind in enumerate(kinds) if kind in _EXTREMES]
     for index, (cond, element) in enumerate(loops):
         lines.append(f"    if {cond}:" if index == 0 else "    else:")
         start = "0"
         if extremes:
             # Peel the first element (n > 0 here: an empty min/max raised):
             # it starts every scan, as in numba's min/max.
-            lines.append(f"        v = {element('0')}")
-            for j in range(len(kinds)):
-                if j in extremes:
-                    lines += [f"        r{j} = v", f"        d{j} = np.isnan(v)"]
-                else:
-                    lines += ["        " + line for line in body[j].split("\n")]
+            lines += [f"        v = {element('0')}", "        i = 0"]
+            for j, (_, update, peel) in enumerate(codes):
+                source = peel if j in extremes else update.split("\n")
+                lines += ["        " + line for line in source]
             start = "1"
         lines += [f"        for i in range({start}, n):", f"            v = {element('i')}"]
-        for update in body:
+        for _, update, _ in codes:
             lines += ["            " + line for line in update.split("\n")]
     for j, kind in enumerate(kinds):
         if kind == "mean":
-            lines.append(f"    r{j} = np.nan if n == 0 else np.float64(r{j} / n)")
+            lines.append(f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)")
     results = ", ".join(f"r{j}" for j in range(len(kinds)))
     lines.append(f"    return {results}" + ("," if len(kinds) > 1 else ""))
     return "\n".join(lines) + "\n"
@@ -250,13 +299,16 @@ _KERNELS: dict = {}
 _KERNELS_LOCK = threading.Lock()
 
 
-def fused_kernel(source: str, element, flags):
-    """The compiled kernel for ``source`` (shared by identical kernels)."""
-    key = (source, element, flags.boundscheck, str(flags.fastmath), flags.error_model)
+def fused_kernel(source: str, element, flags, constants: dict):
+    """The compiled kernel for ``source`` (shared by identical kernels), with
+    ``constants`` (``_OUT``, ``_ACC{j}``, ``_NAN{j}``) in its namespace."""
+    consts = tuple(sorted((k, repr(v)) for k, v in constants.items()))
+    key = (source, element, consts, flags.boundscheck, str(flags.fastmath),
+           flags.error_model)
     with _KERNELS_LOCK:
         disp = _KERNELS.get(key)
         if disp is None:
-            namespace = {"np": np, "_OUT": np.float64, "_element": element}
+            namespace = {"np": np, "_element": element, **constants}
             exec(compile(source, "<numba_loopopt fused kernel>", "exec"), namespace)
             fastmath = flags.fastmath.flags if flags.fastmath else False
             disp = numba.njit(boundscheck=bool(flags.boundscheck), fastmath=fastmath or False,
@@ -304,14 +356,23 @@ class FuseReductions(LoopOptPass):
         fastmath = flags.fastmath.flags if flags.fastmath else False
         kinds = [r.kind for _, r in sorted(reductions, key=lambda x: x[1].index)]
         reds = [r for _, r in sorted(reductions, key=lambda x: x[1].index)]
+        dtype = typemap[source].dtype
+        family = element_family(dtype)
         if kind == "arrayexpr":
             element, names = element_kernel(value, fastmath or False)
             array_args = [isinstance(typemap[n], types.Array) for n in names]
-            src = kernel_source(kinds, array_args, gather=False)
+            src = kernel_source(kinds, array_args, gather=False, family=family)
         else:
             element, names = None, [value.value.name, value.index.name]
-            src = kernel_source(kinds, [True, True], gather=True)
-        disp = fused_kernel(src, element, flags)
+            src = kernel_source(kinds, [True, True], gather=True, family=family)
+        constants = {"_OUT": numpy_support.as_dtype(dtype).type}
+        for j, r in enumerate(reds):
+            rty = numpy_support.as_dtype(typemap[r.stmt.target.name]).type
+            constants[f"_ACC{j}"] = rty
+            if r.kind == "mean":
+                constants[f"_NAN{j}"] = rty(complex("nan+nanj") if family == "complex"
+                                            else np.nan)
+        disp = fused_kernel(src, element, flags, constants)
         block = func_ir.blocks[site.label]
         scope, loc = block.scope, site.stmt.loc
         fn = fresh(scope, "fused_kernel", loc)
