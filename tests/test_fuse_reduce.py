@@ -224,6 +224,61 @@ def escapes(a, b):
     return t.sum(), t
 
 
+def escapes_and_is_changed_after(a, b):
+    t = a * b + 1.0
+    low, high, at = t.min(), np.max(t), t.argmax()
+    t[0] = 0.0
+    return low, high, t, at
+
+
+def gather_escapes(x, idx):
+    g = x[idx]
+    return g, g.sum()
+
+
+def escapes_view(a):
+    t = a[::2] * 2
+    m = t.mean()
+    return m, t[1:]
+
+
+ESCAPING = [
+    (escapes, lambda n: data(n, 2)),
+    (escapes_and_is_changed_after, lambda n: data(n, 2)),
+    (gather_escapes, lambda n: (data(max(n, 1), 1)[0], np.arange(n) % max(n, 1) - 1)),
+    (escapes_view, lambda n: (np.arange(n, dtype=np.int32),)),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args", ESCAPING, ids=[k[0].__name__ for k in ESCAPING])
+def test_an_escaping_intermediate_is_materialised_in_the_same_loop(kernel, make_args,
+                                                                    nrt_stats):
+    for n in (0, 1, 6, 33):
+        disp = run_both(kernel, *make_args(n))
+    assert remark_keys(disp)[:1] == ["Fused"], lo.remarks(disp)
+    assert "stored into the array once" in lo.remarks(disp, disp.signatures[0])[0].message
+    # One array, as stock numba allocates: the temporary is the result.
+    args = make_args(1000)
+    stock = lo.jit(options={"fuse_reduce": False})(kernel)
+
+    def allocations(d):
+        d(*args)
+        before = nrt_stats()
+        d(*args)
+        return nrt_stats() - before
+
+    assert allocations(disp) == allocations(stock)
+
+
+def test_strided_operands_are_fused():
+    def strided(a, b):
+        return (a[::3] * b[1::3]).sum(), (a[::-1] + 1.0).max()
+
+    for n in (0, 2, 30):
+        disp = run_both(strided, *data(max(n, 1), 2)) if n else None
+    assert remark_keys(disp) == ["Fused", "Fused"]
+
+
 def written_between(a, b):
     t = a * b
     a[0] = 100.0
@@ -242,7 +297,6 @@ def reduction_in_other_block(a, b, flag):
 
 
 REFUSED = [
-    (escapes, lambda: data(5, 2), "IntermediateEscapes"),
     (written_between, lambda: data(5, 2), "InputMayBeWritten"),
     (two_dimensional, lambda: (np.ones((3, 4)),), "SourceNotFusable"),
     (reduction_in_other_block, lambda: (*data(5, 2), True), "ReductionElsewhere"),

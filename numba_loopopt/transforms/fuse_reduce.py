@@ -11,10 +11,13 @@ Legal when, all checked before any edit (else a missed remark):
 * the reduced array is a 1-D ``arrayexpr`` whose array operands are 1-D, or a
   gather ``x[idx]`` of a 1-D array by a 1-D integer array, of booleans,
   integers, floats or complex numbers;
-* it is used only by reductions (``sum``, ``prod``, ``mean``, ``min``, ``max``,
-  ``any``, ``all``, ``argmin``, ``argmax``; functions or methods, no
-  ``axis``), all in the block that computes it,
-  with nothing in between that could write an operand (no stores, no calls);
+* its reductions (``sum``, ``prod``, ``mean``, ``min``, ``max``, ``any``,
+  ``all``, ``argmin``, ``argmax``; functions or methods, no ``axis``) are all
+  in the block that computes it, with nothing in between that could write an
+  operand or the array (no stores, no calls);
+* if it is also used otherwise (it escapes), it is a 1-D C array, which the
+  fused loop then fills as it goes: the one allocation stock numba makes, and
+  still one pass;
 
 Exactness: the element is computed by the very scalar kernel numba's
 array-expression lowering builds (``_arr_expr_to_ast``, compiled with
@@ -136,6 +139,7 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
     block = func_ir.blocks[site.label]
     reds = {id(r.stmt) for _, r in reductions}
     last = max(r.index for _, r in reductions)
+    escapes = None
     for use in du.uses.get(source, ()):
         stmt = use.stmt
         if id(stmt) in reds:
@@ -144,8 +148,13 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
                 and stmt.value.op == "getattr" and stmt.target.name in {
                     r.stmt.value.func.name for _, r in reductions}:
             continue
+        escapes = escapes or stmt
+    if escapes is not None and not (
+            isinstance(ty, types.Array) and ty.layout == "C" and ty.mutable
+            and ty == types.Array(ty.dtype, 1, "C")):
         return Missed("IntermediateEscapes", f"'{source}' is also used at line "
-                      f"{stmt.loc.line}, so it must be materialised", stmt.loc)
+                      f"{escapes.loc.line} and has type {ty}, which the fused loop "
+                      "does not build", escapes.loc)
     for stmt in block.body[site.index + 1:last]:
         if id(stmt) in reds:
             continue
@@ -162,7 +171,7 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
         if r.kind in ("argmin", "argmax") and isinstance(ty.dtype, types.Complex):
             return Missed("SourceNotFusable", f"{r.kind} of complex numbers is not "
                           "fused", r.stmt.loc)
-    return kind, value, site
+    return kind, value, site, escapes is not None
 
 
 def _is_gather(typemap, value) -> bool:
@@ -231,11 +240,12 @@ def _reduction_code(kind: str, j: int, family: str) -> tuple[list[str], str, lis
 
 
 def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
-                  family: str = "float") -> str:
+                  family: str = "float", materialise: bool = False) -> str:
     """Python source of the fused loop for reductions ``kinds`` of elements of
     ``family`` (see :func:`element_family`).  The kernel's namespace holds
     ``_OUT`` (the element dtype), ``_ACC{j}`` (reduction ``j``'s result
-    type) and ``_NAN{j}`` (an empty mean)."""
+    type) and ``_NAN{j}`` (an empty mean).  With ``materialise``, the kernel
+    also stores every element into a new array, returned first."""
     n_args = 2 if gather else len(array_args)
     args = [f"a{k}" for k in range(n_args)]
     lines = [f"def _fused({', '.join(args)}):"]
@@ -269,10 +279,16 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
     first_extreme = next((k for k in kinds if k in _EXTREMES), None)
     if first_extreme:
         lines += ["    if n == 0:", f"        raise ValueError('{_EMPTY[first_extreme]}')"]
+    if materialise:
+        # Allocated where stock numba allocates the expression's result, after
+        # the broadcast check, before any reduction can raise.
+        lines.append("    out = np.empty(n, _OUT)")
     codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
+    if materialise:
+        codes.insert(0, ([], "out[i] = v", ["out[i] = v"]))
     for setup, _, _ in codes:
         lines += ["    " + line for line in setup]
-    extremes = [j for j, kind in enumerate(kinds) if kind in _EXTREMES]
+    extremes = [j + materialise for j, kind in enumerate(kinds) if kind in _EXTREMES]
     for index, (cond, element) in enumerate(loops):
         lines.append(f"    if {cond}:" if index == 0 else "    else:")
         start = "0"
@@ -290,8 +306,8 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
     for j, kind in enumerate(kinds):
         if kind == "mean":
             lines.append(f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)")
-    results = ", ".join(f"r{j}" for j in range(len(kinds)))
-    lines.append(f"    return {results}" + ("," if len(kinds) > 1 else ""))
+    results = ", ".join((["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))])
+    lines.append(f"    return {results}" + ("," if len(kinds) + materialise > 1 else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -342,15 +358,17 @@ class FuseReductions(LoopOptPass):
             changed = True
             kinds = ", ".join(r.kind for _, r in reductions)
             what = f"'{source}'" if not source.startswith("$") else "the array"
+            how = ("which is also stored into the array once, in the same loop"
+                   if found[3] else "without materialising it")
             emit.passed("Fused", reductions[0][1].stmt.loc,
                         f"{kinds} of {what} computed in one loop with its "
-                        f"{found[0]}, without materialising it", reductions=kinds)
+                        f"{found[0]}, {how}", reductions=kinds)
         if changed:
             func_ir._definitions = build_definitions(func_ir.blocks)
         return changed
 
     @staticmethod
-    def _fuse(state, source, reductions, kind, value, site):
+    def _fuse(state, source, reductions, kind, value, site, escapes):
         func_ir, typemap, calltypes = state.func_ir, state.typemap, state.calltypes
         flags = state.flags
         fastmath = flags.fastmath.flags if flags.fastmath else False
@@ -361,10 +379,12 @@ class FuseReductions(LoopOptPass):
         if kind == "arrayexpr":
             element, names = element_kernel(value, fastmath or False)
             array_args = [isinstance(typemap[n], types.Array) for n in names]
-            src = kernel_source(kinds, array_args, gather=False, family=family)
+            src = kernel_source(kinds, array_args, gather=False, family=family,
+                                materialise=escapes)
         else:
             element, names = None, [value.value.name, value.index.name]
-            src = kernel_source(kinds, [True, True], gather=True, family=family)
+            src = kernel_source(kinds, [True, True], gather=True, family=family,
+                                materialise=escapes)
         constants = {"_OUT": numpy_support.as_dtype(dtype).type}
         for j, r in enumerate(reds):
             rty = numpy_support.as_dtype(typemap[r.stmt.target.name]).type
@@ -383,20 +403,23 @@ class FuseReductions(LoopOptPass):
         sig = fnty.get_call_type(state.typingctx, argtys, {})
         typemap[fn.name] = fnty
         calltypes[call] = sig
-        if len(reds) == 1:
+        if len(reds) == 1 and not escapes:
             result, unpack = reds[0].stmt.target, {}
         else:
             result = fresh(scope, "fused_results", loc)
             typemap[result.name] = sig.return_type
-            unpack = {id(r.stmt): ir.Assign(ir.Expr.static_getitem(result, j, None, loc),
-                                            r.stmt.target, r.stmt.loc)
-                      for j, r in enumerate(reds)}
+            unpack = {id(r.stmt): ir.Assign(
+                ir.Expr.static_getitem(result, j + escapes, None, loc), r.stmt.target,
+                r.stmt.loc) for j, r in enumerate(reds)}
         getattrs = {r.stmt.value.func.name for r in reds}
         body = []
         for stmt in block.body:
             if stmt is site.stmt:
                 body += [ir.Assign(ir.Global("_fused", disp, loc), fn, loc),
                          ir.Assign(call, result, loc)]
+                if escapes:
+                    body.append(ir.Assign(ir.Expr.static_getitem(result, 0, None, loc),
+                                          site.stmt.target, loc))
             elif id(stmt) in unpack:
                 body.append(unpack[id(stmt)])
             elif any(stmt is r.stmt for r in reds):
@@ -407,4 +430,5 @@ class FuseReductions(LoopOptPass):
             else:
                 body.append(stmt)
         func_ir.blocks[site.label] = with_body(block, body)
-        typemap.pop(source, None)
+        if not escapes:
+            typemap.pop(source, None)
