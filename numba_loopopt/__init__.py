@@ -9,7 +9,9 @@ from ._compat import check_numba_version
 
 check_numba_version()
 
-from . import runtime  # noqa: E402,F401 - registers the overloads generated code calls
+# runtime registers the overloads generated code calls; pytensor honours
+# NUMBA_LOOPOPT_PYTENSOR (and never imports PyTensor itself).
+from . import pytensor, runtime  # noqa: E402,F401
 from ._version import __version__  # noqa: E402
 from .decorator import jit  # noqa: E402
 from .options import (  # noqa: E402

@@ -115,14 +115,15 @@ def remarks(dispatcher, signature=None):
             f"remarks() needs a numba dispatcher, got {type(dispatcher).__name__}"
         )
     if signature is None:
-        return {sig: list(cres.metadata.get(METADATA_KEY, ()))
+        # numba's own cache loads overloads without metadata (None).
+        return {sig: list((cres.metadata or {}).get(METADATA_KEY, ()))
                 for sig, cres in overloads.items()}
     key = _as_argtypes(signature)
     if key not in overloads:
         known = ", ".join(str(s) for s in overloads) or "none"
         raise KeyError(f"{dispatcher.__name__} has no compiled signature {key}; "
                        f"compiled: {known}")
-    return list(overloads[key].metadata.get(METADATA_KEY, ()))
+    return list((overloads[key].metadata or {}).get(METADATA_KEY, ()))
 
 
 @dataclass(frozen=True)

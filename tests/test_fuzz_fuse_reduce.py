@@ -2,8 +2,11 @@
 
 A hypothesis strategy writes kernels that reduce an elementwise expression
 (operators, ufuncs, scalars, constants, length-1 broadcasting) or a gather,
-with one to three reductions of it, sometimes through a named intermediate
-that also escapes, or whose input is written before the reduction.  Each is
+of arrays of float64, float32, int64, int32, uint8, complex128 or booleans,
+with one to three of ``sum``, ``prod``, ``mean``, ``min``, ``max``, ``any``,
+``all``, ``argmin``, ``argmax``, sometimes through a named intermediate that
+also escapes (and is changed after its reductions), or whose input is written
+before the reduction.  Each is
 compiled with stock ``numba.njit`` and ``numba_loopopt.jit`` and run on data
 with NaNs, zeros, infinities and empty arrays; results and exception types
 must agree bit for bit (``conftest.run_both``).
@@ -33,7 +36,9 @@ LEAVES = ["a", "b", "c", "s", "2.0", "0.5", "3"]
 BINARY = ["+", "-", "*", "/", "**"]
 UNARY = ["np.sqrt(np.abs({}))", "np.exp(-np.abs({}))", "-({})", "np.abs({})",
          "np.maximum({}, 0.25)"]
-REDUCTIONS = ["sum", "max", "min", "mean", "prod"]
+REDUCTIONS = ["sum", "max", "min", "mean", "prod", "any", "all", "argmin", "argmax"]
+#: Element types of the array arguments (the scalar ``s`` stays a float).
+DTYPES = ["float64", "float64", "float32", "int64", "int32", "uint8", "complex128", "bool_"]
 
 
 @st.composite
@@ -57,8 +62,10 @@ def kernels(draw):
     if draw(st.integers(0, 4)) == 0:
         expr = "a[idx]"
     reds = draw(st.lists(st.sampled_from(REDUCTIONS), min_size=1, max_size=3))
-    shape = draw(st.sampled_from(["direct", "named", "escapes", "written"]))
-    lines = ["def kernel(a, b, c, s, idx):"]
+    shape = draw(st.sampled_from(["direct", "named", "escapes", "written",
+                                  "changed_after"]))
+    dtype = draw(st.sampled_from(DTYPES))
+    lines = [f"# dtype: {dtype}", "def kernel(a, b, c, s, idx):"]
     if shape == "direct" and len(reds) == 1:
         lines.append(f"    return np.{reds[0]}({expr})")
     else:
@@ -68,7 +75,10 @@ def kernels(draw):
         results = ", ".join(f"t.{r}()" for r in reds)
         if shape == "escapes":
             results += ", t"
-        lines.append(f"    return ({results},)")
+        if shape == "changed_after":
+            lines += [f"    r = ({results},)", "    t[0] = 1", "    return r, t"]
+        else:
+            lines.append(f"    return ({results},)")
     return "\n".join(lines) + "\n"
 
 
@@ -104,8 +114,12 @@ def load(source: str, number: int):
 def check(source: str) -> None:
     STATS["programs"] += 1
     kernel = load(source, STATS["programs"])
-    for args in datasets():
-        disp = run_both(kernel, *args)
+    dtype = getattr(np, source.split("\n", 1)[0].split(": ")[1])
+    for a, b, c, s, idx in datasets():
+        with np.errstate(all="ignore"):
+            a, b, c = (np.nan_to_num(x).astype(dtype) if dtype != np.float64 else x
+                       for x in (a, b, c))
+        disp = run_both(kernel, a, b, c, s, idx)
     keys = {r.key for rs in lo.remarks(disp).values() for r in rs}
     STATS["fused"] += "Fused" in keys
     assert not keys & {"InternalError", "StockFallback"}, (source, keys)

@@ -388,3 +388,16 @@ def test_inlining_never_copies_a_large_constant():
     # The callee's IR is copied per call site; its constants are shared.
     disp = run_both(three_lookups, 3)
     assert remark_keys(disp) == ["Inlined"] * 3
+
+
+def test_objmode_block_does_not_break_inlining():
+    # numba's with-lifting calls the lifted block through a name with no
+    # definition; the inliner must pass over it, not raise (and roll back).
+    def with_objmode(x):
+        with numba.objmode(r="float64[:]"):
+            r = 2 * x
+        return r
+
+    disp = lo.jit(options={"strict": True})(with_objmode)
+    np.testing.assert_array_equal(disp(np.ones(2)), np.full(2, 2.0))
+    assert not [r for r in lo.remarks(disp, disp.signatures[0]) if r.key == "InternalError"]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from numba import types
@@ -60,3 +65,21 @@ def test_remarks_of_an_uncompiled_signature_raise_a_clear_error():
         lo.remarks(disp, (types.int32,))
     with pytest.raises(TypeError, match="needs a numba dispatcher"):
         lo.remarks(kernel)
+
+
+def test_remarks_of_a_function_loaded_from_numbas_own_cache(tmp_path):
+    # numba's cache loads overloads without metadata: no remarks, no crash.
+    (tmp_path / "cached_mod.py").write_text(textwrap.dedent("""
+        import numba
+        @numba.njit(cache=True)
+        def f(x):
+            return x + 1
+    """))
+    code = ("import cached_mod, numba_loopopt as lo; cached_mod.f(1); "
+            "print(lo.remarks(cached_mod.f), lo.remarks(cached_mod.f, cached_mod.f.signatures[0]))")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path),
+           "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    for _ in range(2):  # compile and store; then load from the cache
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout
+    assert out.strip() == "{(int64,): []} []"

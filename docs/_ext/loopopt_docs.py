@@ -48,6 +48,10 @@ ENVIRONMENT = {
     "NUMBA_LOOPOPT_WARNINGS": (
         "Overrides the ``warn_missed`` option: report every missed optimisation "
         "as a ``NumbaPerformanceWarning``."),
+    "NUMBA_LOOPOPT_PYTENSOR": (
+        "Enable the PyTensor integration (:doc:`pytensor`) with default "
+        "options when ``numba_loopopt`` is imported; PyTensor's numba backend "
+        "is patched when it loads (PyTensor itself is not imported)."),
     "NUMBA_LOOPOPT_SKIP_VERSION_CHECK": (
         "Import the package under a numba release outside the supported range "
         "instead of raising ``ImportError`` (untested; for trying a new numba). "

@@ -69,7 +69,12 @@ class CallSite:
 
 def resolve_dispatcher(func_ir: ir.FunctionIR, expr: ir.Expr):
     """The numba dispatcher ``expr`` calls, if it is one."""
-    definition = guard(func_ir.get_definition, expr.func)
+    try:
+        definition = guard(func_ir.get_definition, expr.func)
+    except KeyError:
+        # A name with no definition at all, e.g. the function numba makes of a
+        # 'with objmode' block: not a dispatcher.
+        return None
     if isinstance(definition, (ir.Global, ir.FreeVar)):
         value = definition.value
     elif isinstance(definition, ir.Expr) and definition.op == "getattr":
