@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from . import __version__, demo
+from .explain import add_arguments as add_explain_arguments
+from .explain import main as explain_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "the optimisation remarks and the speed ratio.")
     demo.add_arguments(demo_parser)
     demo_parser.set_defaults(run=demo.main)
+
+    explain_parser = commands.add_parser(
+        "explain", help="show the remarks and the IR before/after each pass for "
+                        "one function of a file",
+        description="Load FILE.py by path, compile FUNC through LoopOptPipeline "
+                    "for the given argument types (or the signatures it compiled "
+                    "when the file ran), print the remarks, then the numba IR "
+                    "before and after each pass that changed it (large constants "
+                    "elided).")
+    add_explain_arguments(explain_parser)
+    explain_parser.set_defaults(run=explain_main)
     return parser
 
 

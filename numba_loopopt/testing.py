@@ -26,37 +26,28 @@ import tempfile
 import textwrap
 from collections.abc import Sequence
 
-import numpy as np
-from numba import njit
+from numba import njit, types
 from numba.core import ir
 from numba.core.compiler import Compiler
 from numba.core.compiler_machinery import AnalysisPass, register_pass
 
+from .elide import ELIDE_ABOVE  # noqa: F401 - ELIDE_ABOVE is API
+from .elide import summary as _summary
 from .options import Options
 from .pipeline import LoopOptPipeline
 from .remarks import METADATA_KEY
 
-#: Constants with more elements than this are shown as a summary.
-ELIDE_ABOVE = 64
-
 _METADATA_KEY = "loopopt_ir_dumps"
 
 
-def _summary(value) -> str | None:
-    """A short text for a large constant, or None if it is small."""
-    if isinstance(value, np.ndarray):
-        if value.size <= ELIDE_ABOVE:
-            return None
-        return (f"<elided ndarray {value.dtype} shape={value.shape} "
-                f"{value.nbytes} bytes>")
-    if isinstance(value, (tuple, list, str, bytes, set, frozenset, dict)):
-        if len(value) <= ELIDE_ABOVE:
-            if isinstance(value, (tuple, list)) and any(
-                    _summary(v) is not None for v in value):
-                return f"<elided {type(value).__name__} of {len(value)} items>"
-            return None
-        return f"<elided {type(value).__name__} of {len(value)} items>"
-    return None
+#: Type names longer than this are shown as a summary (numba made the text
+#: already; this only keeps the dump readable).
+_LONG_TYPE = 1000
+
+
+#: How numba prints each kind of raise, before the exception class.
+_RAISES = {ir.StaticRaise: "<static> raise ", ir.DynamicRaise: "<dynamic> raise ",
+           ir.StaticTryRaise: "static_try_raise ", ir.DynamicTryRaise: "dynamic_try_raise "}
 
 
 def format_stmt(stmt: ir.Stmt) -> str:
@@ -70,7 +61,38 @@ def format_stmt(stmt: ir.Stmt) -> str:
             name = getattr(stmt.value, "name", "")
             inner = f"{name}: {short}" if name else short
             return f"{stmt.target} = {kind}({inner})"
+    elif isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Expr) \
+            and stmt.value.op not in ("call", "binop"):
+        # Constants an expression holds itself: static_getitem's index, the
+        # leaves of an arrayexpr.  Printed as numba's Expr.__repr__ does.
+        shorts = {k: _summary(v) for k, v in stmt.value._kws.items()}
+        if any(s is not None for s in shorts.values()):
+            args = ", ".join(f"{k}={shorts[k] or v}" for k, v in stmt.value._kws.items())
+            return f"{stmt.target} = {stmt.value.op}({args})"
+    elif isinstance(stmt, ir.StaticSetItem):
+        short = _summary(stmt.index)
+        if short is not None:
+            return f"{stmt.target}[{short}] = {stmt.value}"
+    elif type(stmt) in _RAISES and stmt.exc_class is not None \
+            and stmt.exc_args is not None:
+        shorts = [_summary(a) for a in stmt.exc_args]
+        if any(s is not None for s in shorts):
+            args = ", ".join(s or repr(a) for s, a in zip(shorts, stmt.exc_args, strict=True))
+            return f"{_RAISES[type(stmt)]}{stmt.exc_class}({args})"
     return str(stmt)
+
+
+def format_type(ty) -> str:
+    """``str(ty)`` for a ``:: type`` annotation, with the literal value of a
+    ``Literal`` type and very long type names (tuples of thousands of
+    literals) elided as constants are."""
+    literal = getattr(ty, "literal_value", None)
+    if isinstance(ty, types.Literal) and _summary(literal) is not None:
+        return f"Literal[{type(literal).__name__}]({_summary(literal)})"
+    text = str(ty)
+    if len(text) > _LONG_TYPE:
+        return f"<elided {type(ty).__name__} type, {len(text)} characters>"
+    return text
 
 
 def dump_ir(func_ir: ir.FunctionIR, typemap: dict | None = None) -> str:
@@ -82,7 +104,7 @@ def dump_ir(func_ir: ir.FunctionIR, typemap: dict | None = None) -> str:
         for stmt in func_ir.blocks[label].body:
             text = format_stmt(stmt)
             if typemap and isinstance(stmt, ir.Assign) and stmt.target.name in typemap:
-                text += f" :: {typemap[stmt.target.name]}"
+                text += f" :: {format_type(typemap[stmt.target.name])}"
             lines.append("    " + text)
     return "\n".join(lines) + "\n"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from numba.core import ir
 
+from ..elide import short_repr
 from .defuse import DefUse
 from .loops import Loop, LoopForest
 
@@ -38,7 +39,7 @@ class Operand:
     const: object = None
 
     def __str__(self) -> str:
-        return self.name if self.name is not None else repr(self.const)
+        return self.name if self.name is not None else short_repr(self.const)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Test:
         if self.kind == "index":
             return f"{self.subject}[{self.key[2][1]}]"
         if self.kind == "constant":
-            return repr(self.lhs.const)
+            return short_repr(self.lhs.const)
         return self.subject
 
     def names(self) -> frozenset[str]:

@@ -50,6 +50,7 @@ from ..analysis.effects import read_only_array
 from ..analysis.loops import Loop, LoopForest
 from ..analysis.tests import SYMBOL, Operand, Test, entry_guards, latch_chain
 from ..analysis.typing import TypeFacts
+from ..elide import short_repr
 from ..irbuild import with_body
 from ..pipeline import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
@@ -93,7 +94,7 @@ def render(du: DefUse, name: str, depth: int = 3) -> str:
     if isinstance(value, (ir.Global, ir.FreeVar)):
         return getattr(value.value, "__name__", value.name)
     if isinstance(value, ir.Const):
-        return repr(value.value)
+        return short_repr(value.value)
     if isinstance(value, ir.Expr):
         sub = lambda var: render(du, var.name, depth - 1)  # noqa: E731
         if value.op == "call":
