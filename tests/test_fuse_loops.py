@@ -39,7 +39,7 @@ def test_fill_then_reduce_becomes_one_loop_without_the_temporary():
         CHECK:     call $loopopt_check_shape(n
         CHECK:     iternext
         CHECK-NOT: iternext
-        CHECK:     [[V:\$loopopt_tmp_value[\w.]*]] = $binop_add
+        CHECK:     [[V:\$loopopt_tmp_value[\w.]*]] = call $loopopt_opaque{{[\w.]*}}($binop_add
         CHECK-NOT: {{\btmp\b}}
         CHECK:     [[READ:\$[\w.]+]] = [[V]]{{$}}
         CHECK:     = inplace_binop(fn=<built-in function iadd>, {{.*}}lhs=s, rhs=[[READ]]
@@ -332,6 +332,24 @@ REFUSED = [
 ]
 
 
+def negated_nan_sum(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = -a[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def test_contracted_values_keep_the_sign_of_a_nan():
+    # Without a fence LLVM folds 's + -x' into 's - x': the NaN's sign differs.
+    disp = run_both(negated_nan_sum, np.array([1.0, np.nan, 2.0]))
+    assert remark_keys(disp) == ["Fused", "Contracted"]
+    disp = run_both(negated_nan_sum, np.array([np.inf, -np.nan]), fastmath=False)
+
+
 @pytest.mark.parametrize("kernel,make_args,key,reason", REFUSED,
                          ids=[r[0].__name__ for r in REFUSED])
 def test_refusals_leave_ir_alone_and_say_why(kernel, make_args, key, reason, capsys):
@@ -574,7 +592,7 @@ def test_fused_while_loops_test_one_counter_and_allocate_no_temporary(nrt_stats)
         CHECK:     call $loopopt_check_shape(n
         CHECK:     j < n
         CHECK-NOT: i < n
-        CHECK:     [[V:\$loopopt_tmp_value[\w.]*]] = $binop_add
+        CHECK:     [[V:\$loopopt_tmp_value[\w.]*]] = call $loopopt_opaque{{[\w.]*}}($binop_add
         CHECK:     i = $binop_iadd
         CHECK:     = inplace_binop(fn=<built-in function iadd>, {{.*}}lhs=s, rhs=
         CHECK:     j = $binop_iadd

@@ -270,6 +270,41 @@ def test_an_escaping_intermediate_is_materialised_in_the_same_loop(kernel, make_
     assert allocations(disp) == allocations(stock)
 
 
+def nd_reductions(a, b):
+    t = a * b + 1.0
+    return t.sum(), t.min(), t.argmax(), t.mean(), t.argmin(), np.max(t), t.any()
+
+
+def nd_escapes(a, b):
+    t = np.sqrt(np.abs(a - b))
+    return t.prod(), t
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (0, 3), (1, 5), (2, 3, 4)], ids=str)
+def test_n_dimensional_expressions_of_any_layout(shape):
+    rng = np.random.default_rng(len(shape))
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+    if a.size > 3:
+        a.flat[2] = np.nan
+    operands = [(a, b), (a, b[:1]), (np.asfortranarray(a), b),
+                (a, np.ascontiguousarray(b.T).T), (a, b[..., ::-1])]
+    for kernel in (nd_reductions, nd_escapes):
+        for x, y in operands:
+            if kernel is nd_reductions and x.size == 0:
+                continue  # an empty min raises: checked with 1-D arrays
+            disp = run_both(kernel, x, y)
+            assert remark_keys(disp)[-1:] == ["Fused"], lo.remarks(disp)
+
+
+def test_fused_elements_keep_the_sign_of_a_nan():
+    # Without a fence LLVM folds 's + -x' into 's - x': the NaN's sign differs.
+    def negated(a, b):
+        return np.sum(-a), (-a * b).max(), np.prod(-(a - b))
+
+    disp = run_both(negated, np.array([1.0, np.nan, 2.0, -np.nan]), np.ones(4))
+    assert remark_keys(disp) == ["Fused", "Fused", "Fused"]
+
+
 def test_strided_operands_are_fused():
     def strided(a, b):
         return (a[::3] * b[1::3]).sum(), (a[::-1] + 1.0).max()
@@ -285,8 +320,12 @@ def written_between(a, b):
     return t.sum()
 
 
-def two_dimensional(a):
-    return (a * 2.0).sum()
+def across_dimensions(a, row):
+    return (a * row).sum()
+
+
+def fortran_result(a, b):
+    return (a * b).sum()
 
 
 def reduction_in_other_block(a, b, flag):
@@ -298,7 +337,11 @@ def reduction_in_other_block(a, b, flag):
 
 REFUSED = [
     (written_between, lambda: data(5, 2), "InputMayBeWritten"),
-    (two_dimensional, lambda: (np.ones((3, 4)),), "SourceNotFusable"),
+    (across_dimensions, lambda: (np.ones((3, 4)), np.arange(4.0)), "SourceNotFusable"),
+    # Both operands Fortran-ordered: numba's temporary is too, and its
+    # reductions would visit it in memory order.
+    (fortran_result, lambda: (np.asfortranarray(np.ones((3, 4))),
+                              np.asfortranarray(np.ones((3, 4)))), "SourceNotFusable"),
     (reduction_in_other_block, lambda: (*data(5, 2), True), "ReductionElsewhere"),
 ]
 

@@ -60,7 +60,7 @@ from ..analysis.tests import entry_guards
 from ..analysis.typing import TypeFacts
 from ..pipeline import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
-from ..runtime import check_shape
+from ..runtime import check_shape, opaque
 from .while_to_range import is_for_loop
 from .while_to_range import match as match_counted
 
@@ -418,6 +418,8 @@ def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
                         eff.impure = eff.impure or Missed(
                             "SideEffects", f"'{value.lhs.name}' is updated in place at "
                             f"line {stmt.loc.line}", stmt.loc)
+                elif value.op == "call" and du.global_value(value.func) is opaque:
+                    pass  # a contracted value of an earlier fusion: pure, never raises
                 elif value.op == "call":
                     eff.impure = eff.impure or _impure_call(func_ir, value, stmt)
                     eff.may_raise |= not _never_raises(func_ir, value)
@@ -711,14 +713,16 @@ def _integer_shape(du, facts, array) -> bool:
         isinstance(ty, types.UniTuple) and isinstance(ty.dtype, types.Integer))
 
 
-def fuse(func_ir, plan: Plan) -> None:
-    """Make one loop of the plan's two; all checks have passed."""
+def fuse(func_ir, plan: Plan, fastmath=False) -> None:
+    """Make one loop of the plan's two; all checks have passed.  Unless
+    ``fastmath`` allows reassociation, a contracted value passes through
+    :func:`~numba_loopopt.runtime.opaque`, as it passed through memory."""
     if plan.first.kind == "while":
         _fuse_while(func_ir, plan)
     else:
         _fuse_range(func_ir, plan)
     for c in plan.contractions:
-        _contract(func_ir, c)
+        _contract(func_ir, c, fence=not fastmath)
 
 
 def _fuse_while(func_ir, plan: Plan) -> None:
@@ -771,16 +775,25 @@ def _copies(stmt, name: str) -> bool:
         and stmt.value.name == name
 
 
-def _contract(func_ir, c: Contraction) -> None:
+def _contract(func_ir, c: Contraction, fence: bool) -> None:
     blocks = func_ir.blocks
     scope = next(iter(blocks.values())).scope
     carried = irbuild.fresh(scope, f"{c.array}_value", c.store.loc)
+    stored = [ir.Assign(c.store.value, carried, c.store.loc)]
+    if fence:
+        # The value went through memory; without that, LLVM may fold its
+        # computation into its use ('s + -x' into 's - x'), exact for numbers
+        # but not for the sign of a NaN.
+        loc = c.store.loc
+        fn = irbuild.fresh(scope, "opaque", loc)
+        stored = [ir.Assign(ir.Global("opaque", opaque, loc), fn, loc),
+                  ir.Assign(ir.Expr.call(fn, (c.store.value,), (), loc), carried, loc)]
     # The allocation goes, but not the ValueError it raises for a negative size.
     loc = c.allocation.loc
     check_fn = irbuild.fresh(scope, "check_shape", loc)
     result = irbuild.fresh(scope, "check_shape_result", loc)
     shape = c.allocation.value.args[0]
-    replace = {id(c.store): ir.Assign(c.store.value, carried, c.store.loc),
+    replace = {id(c.store): stored,
                id(c.allocation): [
                    ir.Assign(ir.Global("check_shape", check_shape, loc), check_fn, loc),
                    ir.Assign(ir.Expr.call(check_fn, (ir.Var(scope, shape.name, loc),), (),
@@ -831,7 +844,7 @@ class FuseLoops(LoopOptPass):
                 emit.missed(plan.key, plan.loc, plan.message)
                 continue
             # All analysis has completed; start transforming.
-            fuse(func_ir, plan)
+            fuse(func_ir, plan, fastmath=bool(state.flags.fastmath))
             changed = True
             emit.passed("Fused", l1.loc, f"the loop at line {l1.loc.line} is fused into "
                         f"the loop at line {l2.loc.line} (both {l2.range_text})",

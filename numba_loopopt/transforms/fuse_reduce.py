@@ -51,6 +51,7 @@ from ..analysis.defuse import DefUse
 from ..irbuild import fresh, with_body
 from ..pipeline import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
+from ..runtime import opaque
 
 PASS = "fuse-reduce"
 
@@ -114,21 +115,23 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
     site = sites[0]
     value = site.stmt.value
     ty = typemap[source]
-    if not (isinstance(ty, types.Array) and ty.ndim == 1
-            and isinstance(ty.dtype, ELEMENT_TYPES)):
+    if not (isinstance(ty, types.Array) and isinstance(ty.dtype, ELEMENT_TYPES)
+            and (ty.ndim == 1 or ty.layout == "C")):
         return Missed("SourceNotFusable", f"the reduced array has type {ty}; only 1-D "
-                      "arrays of booleans and numbers are fused so far", first.loc)
+                      "or C-ordered arrays of booleans and numbers are fused", first.loc)
     if isinstance(value, ir.Expr) and value.op == "arrayexpr":
         for var in value.list_vars():
             vty = typemap[var.name]
-            if isinstance(vty, types.Array) and vty.ndim != 1:
-                return Missed("SourceNotFusable", f"operand '{var.name}' is {vty.ndim}-D",
-                              first.loc)
+            if isinstance(vty, types.Array) and vty.ndim != ty.ndim:
+                return Missed("SourceNotFusable", f"operand '{var.name}' is {vty.ndim}-D "
+                              f"and the expression {ty.ndim}-D: broadcasting across "
+                              "dimensions is not fused", first.loc)
             if not isinstance(vty, (types.Array, types.Number, types.Boolean)):
                 return Missed("SourceNotFusable", f"operand '{var.name}' has type {vty}",
                               first.loc)
         kind = "arrayexpr"
-    elif isinstance(value, ir.Expr) and value.op == "getitem" and _is_gather(typemap, value):
+    elif isinstance(value, ir.Expr) and value.op == "getitem" and ty.ndim == 1 \
+            and _is_gather(typemap, value):
         kind = "gather"
     else:
         return Missed("SourceNotFusable", "the reduced array is not an elementwise "
@@ -149,9 +152,7 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
                     r.stmt.value.func.name for _, r in reductions}:
             continue
         escapes = escapes or stmt
-    if escapes is not None and not (
-            isinstance(ty, types.Array) and ty.layout == "C" and ty.mutable
-            and ty == types.Array(ty.dtype, 1, "C")):
+    if escapes is not None and ty != types.Array(ty.dtype, ty.ndim, "C"):
         return Missed("IntermediateEscapes", f"'{source}' is also used at line "
                       f"{escapes.loc.line} and has type {ty}, which the fused loop "
                       "does not build", escapes.loc)
@@ -251,7 +252,7 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
     lines = [f"def _fused({', '.join(args)}):"]
     if gather:
         lines.append("    n = a1.shape[0]")
-        loops = [("True", lambda i: f"_OUT(a0[a1[{i}]])")]
+        loops = [("True", lambda i: f"_V(_OUT(a0[a1[{i}]]))")]
     else:
         lines.append("    n = -1")
         arrays = [k for k, is_array in enumerate(array_args) if is_array]
@@ -267,11 +268,11 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
         same = " and ".join(f"L{k} == n" for k in arrays)
 
         def plain(i):
-            return "_OUT(_element({}))".format(", ".join(
+            return "_V(_OUT(_element({})))".format(", ".join(
                 f"a{k}[{i}]" if array_args[k] else f"a{k}" for k in range(n_args)))
 
         def wrapped(i):
-            return "_OUT(_element({}))".format(", ".join(
+            return "_V(_OUT(_element({})))".format(", ".join(
                 f"a{k}[{i} if L{k} != 1 else 0]" if array_args[k] else f"a{k}"
                 for k in range(n_args)))
 
@@ -309,6 +310,82 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
     results = ", ".join((["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))])
     lines.append(f"    return {results}" + ("," if len(kinds) + materialise > 1 else ""))
     return "\n".join(lines) + "\n"
+
+
+def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
+                     family: str = "float", materialise: bool = False) -> str:
+    """:func:`kernel_source` for an N-D expression whose array operands all
+    have ``ndim`` dimensions: nested loops in C order (the order numba's
+    reductions visit the C-contiguous temporary), a flat index ``i`` for
+    ``argmin``/``argmax``, size-1 broadcasting per dimension."""
+    n_args = len(array_args)
+    arrays = [k for k, is_array in enumerate(array_args) if is_array]
+    dims = range(ndim)
+    lines = [f"def _fused({', '.join(f'a{k}' for k in range(n_args))}):"]
+    for d in dims:
+        lines.append(f"    n{d} = -1")
+        for k in arrays:
+            lines += [f"    L{k}_{d} = a{k}.shape[{d}]",
+                      f"    if L{k}_{d} != 1:",
+                      f"        if n{d} == -1:",
+                      f"            n{d} = L{k}_{d}",
+                      f"        elif L{k}_{d} != n{d}:",
+                      "            raise ValueError('unable to broadcast argument to "
+                      "output array')"]
+        lines.append(f"    if n{d} == -1:\n        n{d} = 1")
+    lines.append("    n = " + " * ".join(f"n{d}" for d in dims))
+    same = " and ".join(f"L{k}_{d} == n{d}" for k in arrays for d in dims)
+
+    def element(index, wrap):
+        def at(k):
+            if not array_args[k]:
+                return f"a{k}"
+            parts = [f"{index[d]} if L{k}_{d} != 1 else 0" if wrap else index[d]
+                     for d in dims]
+            return f"a{k}[{', '.join(parts)}]"
+        return f"_V(_OUT(_element({', '.join(at(k) for k in range(n_args))})))"
+
+    first_extreme = next((k for k in kinds if k in _EXTREMES), None)
+    if first_extreme:
+        lines += ["    if n == 0:", f"        raise ValueError('{_EMPTY[first_extreme]}')"]
+    if materialise:
+        lines.append(f"    out = np.empty(({', '.join(f'n{d}' for d in dims)},), _OUT)")
+    codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
+    for setup, _, _ in codes:
+        lines += ["    " + line for line in setup]
+    index = [f"i{d}" for d in dims]
+    for number, (cond, wrap) in enumerate(((same, False), ("True", True))):
+        lines.append(f"    if {cond}:" if number == 0 else "    else:")
+        pad = "        "
+        if first_extreme:
+            # The first element starts the scans; the loop then visits it
+            # again, which changes nothing (it is neither smaller nor larger
+            # than itself, and a NaN there has ended the scan already).
+            lines.append(pad + "v = " + element(["0"] * ndim, wrap))
+            for j, kind in enumerate(kinds):
+                if kind in _EXTREMES:
+                    lines += [pad + line for line in codes[j][2]]
+        lines.append(pad + "i = 0")
+        for d in dims:
+            lines.append(pad + f"for i{d} in range(n{d}):")
+            pad += "    "
+        lines.append(pad + "v = " + element(index, wrap))
+        if materialise:
+            lines.append(pad + f"out[{', '.join(index)}] = v")
+        for _, update, _ in codes:
+            lines += [pad + line for line in update.split("\n")]
+        lines.append(pad + "i += 1")
+    for j, kind in enumerate(kinds):
+        if kind == "mean":
+            lines.append(f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)")
+    results = ", ".join((["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))])
+    lines.append(f"    return {results}" + ("," if len(kinds) + materialise > 1 else ""))
+    return "\n".join(lines) + "\n"
+
+
+@numba.njit
+def _identity(value):
+    return value
 
 
 _KERNELS: dict = {}
@@ -379,13 +456,21 @@ class FuseReductions(LoopOptPass):
         if kind == "arrayexpr":
             element, names = element_kernel(value, fastmath or False)
             array_args = [isinstance(typemap[n], types.Array) for n in names]
-            src = kernel_source(kinds, array_args, gather=False, family=family,
-                                materialise=escapes)
+            ndim = typemap[source].ndim
+            if ndim == 1:
+                src = kernel_source(kinds, array_args, gather=False, family=family,
+                                    materialise=escapes)
+            else:
+                src = kernel_source_nd(kinds, array_args, ndim, family=family,
+                                       materialise=escapes)
         else:
             element, names = None, [value.value.name, value.index.name]
             src = kernel_source(kinds, [True, True], gather=True, family=family,
                                 materialise=escapes)
-        constants = {"_OUT": numpy_support.as_dtype(dtype).type}
+        # Without fastmath the element passes through an optimisation fence
+        # before it is accumulated, as it passes through memory in stock numba.
+        constants = {"_OUT": numpy_support.as_dtype(dtype).type,
+                     "_V": _identity if fastmath else opaque}
         for j, r in enumerate(reds):
             rty = numpy_support.as_dtype(typemap[r.stmt.target.name]).type
             constants[f"_ACC{j}"] = rty
