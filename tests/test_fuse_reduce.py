@@ -305,6 +305,43 @@ def test_fused_elements_keep_the_sign_of_a_nan():
     assert remark_keys(disp) == ["Fused", "Fused", "Fused"]
 
 
+def axis_sums(a, b):
+    t = a * b + 1.0
+    return t.sum(axis=0), np.sum(t, 1), t.sum(), t.max(), np.sum(t, axis=-1)
+
+
+def column_sums(a, b):
+    return (a - b).sum(0)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (0, 3), (3, 0), (1, 5), (5, 1)], ids=str)
+def test_axis_sums_of_2d_expressions(shape):
+    rng = np.random.default_rng(sum(shape))
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+    for x, y in [(a, b), (np.asfortranarray(a), b), (a, b[:1])]:
+        kernels = (axis_sums, column_sums) if a.size else (column_sums,)
+        for kernel in kernels:
+            disp = run_both(kernel, x, y)
+            assert remark_keys(disp)[-1:] == ["Fused"], lo.remarks(disp)
+    for dtype in (np.int8, np.bool_, np.float32, np.complex64):
+        run_both(column_sums, a.astype(dtype), b.astype(dtype))
+
+
+def test_axis_sum_allocates_only_its_result(nrt_stats):
+    a, b = data(1000, 2)
+    a, b = a.reshape(40, 25), b.reshape(40, 25)
+    fused = lo.jit(column_sums)
+    stock = lo.jit(options={"fuse_reduce": False})(column_sums)
+
+    def allocations(disp):
+        disp(a, b)
+        before = nrt_stats()
+        disp(a, b)
+        return nrt_stats() - before
+
+    assert allocations(fused) == allocations(stock) - 1
+
+
 def test_strided_operands_are_fused():
     def strided(a, b):
         return (a[::3] * b[1::3]).sum(), (a[::-1] + 1.0).max()

@@ -75,33 +75,63 @@ def element_family(dtype) -> str:
 
 
 class Reduction:
-    __slots__ = ("stmt", "kind", "index")
+    __slots__ = ("stmt", "kind", "index", "axis")
 
-    def __init__(self, stmt, kind, index):
-        self.stmt, self.kind, self.index = stmt, kind, index
+    def __init__(self, stmt, kind, index, axis=None):
+        self.stmt, self.kind, self.index, self.axis = stmt, kind, index, axis
+
+    @property
+    def code(self) -> str:
+        """The kind, with the axis of an axis reduction: ``sum@0``."""
+        return self.kind if self.axis is None else f"{self.kind}@{self.axis}"
+
+    def describe(self) -> str:
+        return self.kind if self.axis is None else f"{self.kind}(axis={self.axis})"
+
+
+def _literal_int(func_ir, typemap, var: ir.Var):
+    ty = typemap.get(var.name)
+    if isinstance(ty, types.IntegerLiteral):
+        return ty.literal_value
+    value = guard(func_ir.get_definition, var)
+    if isinstance(value, (ir.Const, ir.Global, ir.FreeVar)) and isinstance(
+            value.value, int) and not isinstance(value.value, bool):
+        return value.value
+    return None
 
 
 def find_reductions(func_ir, typemap) -> dict[str, list]:
-    """Reductions of arrays: ``{array name: [(label, Reduction)]}``."""
+    """Reductions of arrays: ``{array name: [(label, Reduction)]}``.  Only
+    ``sum`` may take an argument: a constant ``axis``."""
     found: dict[str, list] = {}
     for label, block in func_ir.blocks.items():
         for index, stmt in enumerate(block.body):
             if not (isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Expr)
-                    and stmt.value.op == "call" and not stmt.value.kws
-                    and stmt.value.vararg is None):
+                    and stmt.value.op == "call" and stmt.value.vararg is None
+                    and stmt.value.varkwarg is None):
                 continue
             name = guard(find_callname, func_ir, stmt.value, typemap)
             if name is None or name[0] not in KINDS:
                 continue
-            if name[1] == "numpy" and len(stmt.value.args) == 1:
-                source = stmt.value.args[0]
-            elif isinstance(name[1], ir.Var) and not stmt.value.args:
-                source = name[1]
+            call = stmt.value
+            if name[1] == "numpy" and call.args:
+                source, rest = call.args[0], list(call.args[1:])
+            elif isinstance(name[1], ir.Var):
+                source, rest = name[1], list(call.args)
             else:
                 continue
+            kws = dict(call.kws)
+            axis = None
+            if rest or kws:
+                if KINDS[name[0]] != "sum" or len(rest) + len(kws) != 1 or (
+                        kws and "axis" not in kws):
+                    continue
+                axis = _literal_int(func_ir, typemap, rest[0] if rest else kws["axis"])
+                if axis is None:
+                    continue
             if isinstance(typemap.get(source.name), types.Array):
                 found.setdefault(source.name, []).append(
-                    (label, Reduction(stmt, KINDS[name[0]], index)))
+                    (label, Reduction(stmt, KINDS[name[0]], index, axis)))
     return found
 
 
@@ -167,6 +197,13 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
                           stmt.loc)
     for _, r in reductions:
         rty = typemap[r.stmt.target.name]
+        if r.axis is not None:
+            if not (kind == "arrayexpr" and ty.ndim == 2 and -2 <= r.axis < 2
+                    and rty == types.Array(rty.dtype, 1, "C")):
+                return Missed("SourceNotFusable", f"{r.describe()} is fused only for "
+                              "2-D expressions and axis 0 or 1", r.stmt.loc)
+            r.axis %= 2
+            continue
         if not isinstance(rty, ELEMENT_TYPES):
             return Missed("SourceNotFusable", f"{r.kind} returns {rty}", r.stmt.loc)
         if r.kind in ("argmin", "argmax") and isinstance(ty.dtype, types.Complex):
@@ -211,6 +248,12 @@ def _reduction_code(kind: str, j: int, family: str) -> tuple[list[str], str, lis
     peeled first element) for reduction ``j``, repeating numba's own loops
     (``numba/np/arraymath.py``).  ``_ACC{j}`` is the reduction's result type."""
     r = f"r{j}"
+    if kind.startswith("sum@"):
+        # numba's _numpy_sum_axis: a zeroed result, each element added in
+        # C order to its slot: each slot sums along the axis in order.
+        axis = int(kind[4:])
+        return ([f"{r} = np.zeros(n{1 - axis}, _ACC{j})"],
+                f"{r}[i{1 - axis}] += _ACC{j}(v)", [])
     if kind in ("sum", "mean"):
         return [f"{r} = _ACC{j}(0)"], f"{r} += _ACC{j}(v)", []
     if kind == "prod":
@@ -433,7 +476,7 @@ class FuseReductions(LoopOptPass):
                 continue
             self._fuse(state, source, reductions, *found)
             changed = True
-            kinds = ", ".join(r.kind for _, r in reductions)
+            kinds = ", ".join(r.describe() for _, r in reductions)
             what = f"'{source}'" if not source.startswith("$") else "the array"
             how = ("which is also stored into the array once, in the same loop"
                    if found[3] else "without materialising it")
@@ -449,7 +492,7 @@ class FuseReductions(LoopOptPass):
         func_ir, typemap, calltypes = state.func_ir, state.typemap, state.calltypes
         flags = state.flags
         fastmath = flags.fastmath.flags if flags.fastmath else False
-        kinds = [r.kind for _, r in sorted(reductions, key=lambda x: x[1].index)]
+        kinds = [r.code for _, r in sorted(reductions, key=lambda x: x[1].index)]
         reds = [r for _, r in sorted(reductions, key=lambda x: x[1].index)]
         dtype = typemap[source].dtype
         family = element_family(dtype)
@@ -457,7 +500,7 @@ class FuseReductions(LoopOptPass):
             element, names = element_kernel(value, fastmath or False)
             array_args = [isinstance(typemap[n], types.Array) for n in names]
             ndim = typemap[source].ndim
-            if ndim == 1:
+            if ndim == 1 and all(r.axis is None for r in reds):
                 src = kernel_source(kinds, array_args, gather=False, family=family,
                                     materialise=escapes)
             else:
@@ -472,7 +515,8 @@ class FuseReductions(LoopOptPass):
         constants = {"_OUT": numpy_support.as_dtype(dtype).type,
                      "_V": _identity if fastmath else opaque}
         for j, r in enumerate(reds):
-            rty = numpy_support.as_dtype(typemap[r.stmt.target.name]).type
+            rty = typemap[r.stmt.target.name]
+            rty = numpy_support.as_dtype(getattr(rty, "dtype", rty)).type
             constants[f"_ACC{j}"] = rty
             if r.kind == "mean":
                 constants[f"_NAN{j}"] = rty(complex("nan+nanj") if family == "complex"
