@@ -141,6 +141,14 @@ class FuseReduceOptions(_Validated):
     _prefix = "fuse_reduce."
 
     enabled: bool = _option(True, "Run the pass.", kind=bool)
+    reassociate: bool = _option(
+        False,
+        "Let the fused loop's accumulations be reassociated (LLVM's ``reassoc`` "
+        "flag on them, as ``fastmath`` gives), so that sums vectorise with several "
+        "accumulators: faster, but the result may round differently from stock "
+        "numba's.  ``fastmath=True`` implies it.",
+        kind=bool,
+    )
 
 
 def _coerce_pass_options(cls: type, value: Any, name: str):

@@ -120,6 +120,17 @@ def test_fastmath_may_reassociate_but_stays_close():
     assert remark_keys(disp) == ["Fused"]
 
 
+def test_reassociate_option_vectorises_but_stays_close():
+    a, b = data(1000, 2)
+    disp = lo.jit(options={"fuse_reduce": {"reassociate": True}})(several)
+    exact = lo.jit(several)
+    np.testing.assert_allclose(disp(a, b), exact(a, b), rtol=1e-12)
+    (remark,) = lo.remarks(disp, disp.signatures[0])
+    assert remark.key == "Fused" and "reassociate=True" in remark.message
+    with pytest.raises(lo.OptionError, match="fuse_reduce.reassociate"):
+        lo.jit(options={"fuse_reduce": {"reassociate": 1}})
+
+
 @pytest.fixture
 def nrt_stats():
     _nrt_python.memsys_enable_stats()

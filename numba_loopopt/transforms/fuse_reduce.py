@@ -435,18 +435,23 @@ _KERNELS: dict = {}
 _KERNELS_LOCK = threading.Lock()
 
 
-def fused_kernel(source: str, element, flags, constants: dict):
+def fused_kernel(source: str, element, flags, constants: dict, reassociate=False):
     """The compiled kernel for ``source`` (shared by identical kernels), with
-    ``constants`` (``_OUT``, ``_ACC{j}``, ``_NAN{j}``) in its namespace."""
+    ``constants`` (``_OUT``, ``_V``, ``_ACC{j}``, ``_NAN{j}``) in its
+    namespace.  The kernel has the caller's fastmath flags, or only
+    ``reassoc`` with ``reassociate``; the element, compiled separately, keeps
+    the caller's flags either way."""
     consts = tuple(sorted((k, repr(v)) for k, v in constants.items()))
     key = (source, element, consts, flags.boundscheck, str(flags.fastmath),
-           flags.error_model)
+           flags.error_model, reassociate)
     with _KERNELS_LOCK:
         disp = _KERNELS.get(key)
         if disp is None:
             namespace = {"np": np, "_element": element, **constants}
             exec(compile(source, "<numba_loopopt fused kernel>", "exec"), namespace)
             fastmath = flags.fastmath.flags if flags.fastmath else False
+            if reassociate and not fastmath:
+                fastmath = {"reassoc"}
             disp = numba.njit(boundscheck=bool(flags.boundscheck), fastmath=fastmath or False,
                               error_model=flags.error_model)(namespace["_fused"])
             _KERNELS[key] = disp
@@ -474,12 +479,14 @@ class FuseReductions(LoopOptPass):
             if isinstance(found, Missed):
                 emit.missed(found.key, found.loc, found.message)
                 continue
-            self._fuse(state, source, reductions, *found)
+            self._fuse(state, source, reductions, *found, reassociate=options.reassociate)
             changed = True
             kinds = ", ".join(r.describe() for _, r in reductions)
             what = f"'{source}'" if not source.startswith("$") else "the array"
             how = ("which is also stored into the array once, in the same loop"
                    if found[3] else "without materialising it")
+            if options.reassociate and not state.flags.fastmath:
+                how += " (accumulations reassociated: reassociate=True)"
             emit.passed("Fused", reductions[0][1].stmt.loc,
                         f"{kinds} of {what} computed in one loop with its "
                         f"{found[0]}, {how}", reductions=kinds)
@@ -488,7 +495,7 @@ class FuseReductions(LoopOptPass):
         return changed
 
     @staticmethod
-    def _fuse(state, source, reductions, kind, value, site, escapes):
+    def _fuse(state, source, reductions, kind, value, site, escapes, reassociate=False):
         func_ir, typemap, calltypes = state.func_ir, state.typemap, state.calltypes
         flags = state.flags
         fastmath = flags.fastmath.flags if flags.fastmath else False
@@ -513,7 +520,7 @@ class FuseReductions(LoopOptPass):
         # Without fastmath the element passes through an optimisation fence
         # before it is accumulated, as it passes through memory in stock numba.
         constants = {"_OUT": numpy_support.as_dtype(dtype).type,
-                     "_V": _identity if fastmath else opaque}
+                     "_V": _identity if fastmath or reassociate else opaque}
         for j, r in enumerate(reds):
             rty = typemap[r.stmt.target.name]
             rty = numpy_support.as_dtype(getattr(rty, "dtype", rty)).type
@@ -521,7 +528,7 @@ class FuseReductions(LoopOptPass):
             if r.kind == "mean":
                 constants[f"_NAN{j}"] = rty(complex("nan+nanj") if family == "complex"
                                             else np.nan)
-        disp = fused_kernel(src, element, flags, constants)
+        disp = fused_kernel(src, element, flags, constants, reassociate)
         block = func_ir.blocks[site.label]
         scope, loc = block.scope, site.stmt.loc
         fn = fresh(scope, "fused_kernel", loc)
