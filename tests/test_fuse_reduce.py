@@ -353,6 +353,21 @@ def test_axis_sum_allocates_only_its_result(nrt_stats):
     assert allocations(fused) == allocations(stock) - 1
 
 
+def nd_gather(x, idx):
+    g = x[idx]
+    return g.sum(), g.max(), g.argmin(), g.mean()
+
+
+def test_gathers_with_n_dimensional_indices():
+    x = data(20, 1)[0]
+    x[3] = np.nan
+    for idx in (np.array([[0, 19, -1], [5, 5, -20]]), np.arange(24).reshape(2, 3, 4) % 20,
+                np.array([[4, 4]]).T, np.arange(6).reshape(2, 3)[:, ::-1]):
+        disp = run_both(nd_gather, x, idx)
+        assert remark_keys(disp)[-1:] == ["Fused"], lo.remarks(disp)
+    run_both(nd_gather, x, np.array([[0, 25]]), boundscheck=True)  # IndexError
+
+
 def test_strided_operands_are_fused():
     def strided(a, b):
         return (a[::3] * b[1::3]).sum(), (a[::-1] + 1.0).max()

@@ -8,9 +8,10 @@ and feeds every reduction of it, with no temporary.
 
 Legal when, all checked before any edit (else a missed remark):
 
-* the reduced array is a 1-D ``arrayexpr`` whose array operands are 1-D, or a
-  gather ``x[idx]`` of a 1-D array by a 1-D integer array, of booleans,
-  integers, floats or complex numbers;
+* the reduced array is an ``arrayexpr`` whose array operands have its number
+  of dimensions (C-ordered if N-D), or a gather ``x[idx]`` of a 1-D array by
+  an integer array of any shape, of booleans, integers, floats or complex
+  numbers;
 * its reductions (``sum``, ``prod``, ``mean``, ``min``, ``max``, ``any``,
   ``all``, ``argmin``, ``argmax``; functions or methods, no ``axis``) are all
   in the block that computes it, with nothing in between that could write an
@@ -160,8 +161,9 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
                 return Missed("SourceNotFusable", f"operand '{var.name}' has type {vty}",
                               first.loc)
         kind = "arrayexpr"
-    elif isinstance(value, ir.Expr) and value.op == "getitem" and ty.ndim == 1 \
-            and _is_gather(typemap, value):
+    elif isinstance(value, ir.Expr) and value.op == "getitem" \
+            and _is_gather(typemap, value) \
+            and ty.ndim == typemap[value.index.name].ndim:
         kind = "gather"
     else:
         return Missed("SourceNotFusable", "the reduced array is not an elementwise "
@@ -216,8 +218,7 @@ def _is_gather(typemap, value) -> bool:
     x, idx = typemap[value.value.name], typemap[value.index.name]
     return (isinstance(x, types.Array) and x.ndim == 1
             and isinstance(x.dtype, ELEMENT_TYPES)
-            and isinstance(idx, types.Array) and idx.ndim == 1
-            and isinstance(idx.dtype, types.Integer))
+            and isinstance(idx, types.Array) and isinstance(idx.dtype, types.Integer))
 
 
 def element_kernel(expr: ir.Expr, fastmath):
@@ -356,16 +357,22 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
 
 
 def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
-                     family: str = "float", materialise: bool = False) -> str:
+                     family: str = "float", materialise: bool = False,
+                     gather: bool = False) -> str:
     """:func:`kernel_source` for an N-D expression whose array operands all
     have ``ndim`` dimensions: nested loops in C order (the order numba's
     reductions visit the C-contiguous temporary), a flat index ``i`` for
-    ``argmin``/``argmax``, size-1 broadcasting per dimension."""
+    ``argmin``/``argmax``, size-1 broadcasting per dimension.  With
+    ``gather``, the elements are ``a0[a1[i0, i1, ...]]`` over ``a1``'s
+    shape."""
     n_args = len(array_args)
     arrays = [k for k, is_array in enumerate(array_args) if is_array]
     dims = range(ndim)
     lines = [f"def _fused({', '.join(f'a{k}' for k in range(n_args))}):"]
     for d in dims:
+        if gather:
+            lines.append(f"    n{d} = a1.shape[{d}]")
+            continue
         lines.append(f"    n{d} = -1")
         for k in arrays:
             lines += [f"    L{k}_{d} = a{k}.shape[{d}]",
@@ -377,9 +384,12 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
                       "output array')"]
         lines.append(f"    if n{d} == -1:\n        n{d} = 1")
     lines.append("    n = " + " * ".join(f"n{d}" for d in dims))
-    same = " and ".join(f"L{k}_{d} == n{d}" for k in arrays for d in dims)
+    same = ("True" if gather else
+            " and ".join(f"L{k}_{d} == n{d}" for k in arrays for d in dims))
 
     def element(index, wrap):
+        if gather:
+            return f"_V(_OUT(a0[a1[{', '.join(index)}]]))"
         def at(k):
             if not array_args[k]:
                 return f"a{k}"
@@ -397,7 +407,8 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
     for setup, _, _ in codes:
         lines += ["    " + line for line in setup]
     index = [f"i{d}" for d in dims]
-    for number, (cond, wrap) in enumerate(((same, False), ("True", True))):
+    loops = ((same, False),) if gather else ((same, False), ("True", True))
+    for number, (cond, wrap) in enumerate(loops):
         lines.append(f"    if {cond}:" if number == 0 else "    else:")
         pad = "        "
         if first_extreme:
@@ -515,8 +526,13 @@ class FuseReductions(LoopOptPass):
                                        materialise=escapes)
         else:
             element, names = None, [value.value.name, value.index.name]
-            src = kernel_source(kinds, [True, True], gather=True, family=family,
-                                materialise=escapes)
+            ndim = typemap[source].ndim
+            if ndim == 1 and all(r.axis is None for r in reds):
+                src = kernel_source(kinds, [True, True], gather=True, family=family,
+                                    materialise=escapes)
+            else:
+                src = kernel_source_nd(kinds, [True, True], ndim, family=family,
+                                       materialise=escapes, gather=True)
         # Without fastmath the element passes through an optimisation fence
         # before it is accumulated, as it passes through memory in stock numba.
         constants = {"_OUT": numpy_support.as_dtype(dtype).type,
