@@ -3,8 +3,9 @@
 A hypothesis strategy writes kernels that reduce an elementwise expression
 (operators, ufuncs, scalars, constants, length-1 broadcasting) or a gather,
 of arrays of float64, float32, int64, int32, uint8, complex128 or booleans,
-with one to three of ``sum``, ``prod``, ``mean``, ``min``, ``max``, ``any``,
-``all``, ``argmin``, ``argmax``, sometimes through a named intermediate that
+in one or two dimensions, with one to three of ``sum``, ``prod``, ``mean``,
+``min``, ``max``, ``any``, ``all``, ``argmin``, ``argmax`` (and for 2-D,
+``sum(axis=0)``, ``sum(axis=1)``), sometimes through a named intermediate that
 also escapes (and is changed after its reductions), or whose input is written
 before the reduction.  Each is
 compiled with stock ``numba.njit`` and ``numba_loopopt.jit`` and run on data
@@ -65,14 +66,17 @@ def kernels(draw):
     shape = draw(st.sampled_from(["direct", "named", "escapes", "written",
                                   "changed_after"]))
     dtype = draw(st.sampled_from(DTYPES))
-    lines = [f"# dtype: {dtype}", "def kernel(a, b, c, s, idx):"]
+    ndim = draw(st.sampled_from([1, 1, 2]))
+    if ndim == 2:
+        reds += draw(st.lists(st.sampled_from(["sum(axis=0)", "sum(axis=1)"]), max_size=2))
+    lines = [f"# dtype: {dtype} ndim: {ndim}", "def kernel(a, b, c, s, idx):"]
     if shape == "direct" and len(reds) == 1:
         lines.append(f"    return np.{reds[0]}({expr})")
     else:
         lines.append(f"    t = {expr}")
         if shape == "written":
             lines.append("    a[0] = 7.0")
-        results = ", ".join(f"t.{r}()" for r in reds)
+        results = ", ".join(f"t.{r}" if "(" in r else f"t.{r}()" for r in reds)
         if shape == "escapes":
             results += ", t"
         if shape == "changed_after":
@@ -114,11 +118,17 @@ def load(source: str, number: int):
 def check(source: str) -> None:
     STATS["programs"] += 1
     kernel = load(source, STATS["programs"])
-    dtype = getattr(np, source.split("\n", 1)[0].split(": ")[1])
+    header = source.split("\n", 1)[0].split()
+    dtype, ndim = getattr(np, header[2]), int(header[4])
     for a, b, c, s, idx in datasets():
         with np.errstate(all="ignore"):
             a, b, c = (np.nan_to_num(x).astype(dtype) if dtype != np.float64 else x
                        for x in (a, b, c))
+        if ndim == 2:
+            # 9 elements as 3x3; 8 as 2x4 (a broadcast error); 1 as 1x1.
+            a, b, c = (x.reshape({9: (3, 3), 8: (2, 4), 1: (1, 1), 0: (0, 3)}[x.size])
+                       for x in (a, b, c))
+            idx = idx.reshape(1, -1)
         disp = run_both(kernel, a, b, c, s, idx)
     keys = {r.key for rs in lo.remarks(disp).values() for r in rs}
     STATS["fused"] += "Fused" in keys
