@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__, demo
+from . import __version__, bench, demo
 from .explain import add_arguments as add_explain_arguments
 from .explain import main as explain_main
 
@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "elided).")
     add_explain_arguments(explain_parser)
     explain_parser.set_defaults(run=explain_main)
+
+    bench_parser = commands.add_parser(
+        "bench", help="benchmark suite: every baseline kernel against stock numba, "
+                      "parallel=True, NumPy, numexpr, JAX and hand-written loops",
+        description="Check every candidate's result against stock numba, time the "
+                    "candidates interleaved in one process, print ratio tables and "
+                    "write results.json, speedup.png and results.pyperf.json to "
+                    "--out.")
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(run=bench.main)
     return parser
 
 
