@@ -244,25 +244,28 @@ _EMPTY = {"min": "zero-size array to reduction operation minimum which has no "
 _EXTREMES = frozenset(_EMPTY)
 
 
-def _reduction_code(kind: str, j: int, family: str) -> tuple[list[str], str, list[str]]:
+def _reduction_code(kind: str, j: int, family: str) -> tuple:
     """(set-up lines, update on element ``v`` at index ``i``, lines run on the
-    peeled first element) for reduction ``j``, repeating numba's own loops
-    (``numba/np/arraymath.py``).  ``_ACC{j}`` is the reduction's result type."""
+    peeled first element, lines run after the loop, lines run when ``v`` is
+    NaN -- the kernels share one such test among all reductions) for
+    reduction ``j``,
+    repeating numba's own loops (``numba/np/arraymath.py``).  ``_ACC{j}`` is
+    the reduction's result type."""
     r = f"r{j}"
     if kind.startswith("sum@"):
         # numba's _numpy_sum_axis: a zeroed result, each element added in
         # C order to its slot: each slot sums along the axis in order.
         axis = int(kind[4:])
         return ([f"{r} = np.zeros(n{1 - axis}, _ACC{j})"],
-                f"{r}[i{1 - axis}] += _ACC{j}(v)", [])
+                f"{r}[i{1 - axis}] += _ACC{j}(v)", [], [], [])
     if kind in ("sum", "mean"):
-        return [f"{r} = _ACC{j}(0)"], f"{r} += _ACC{j}(v)", []
+        return [f"{r} = _ACC{j}(0)"], f"{r} += _ACC{j}(v)", [], [], []
     if kind == "prod":
-        return [f"{r} = _ACC{j}(1)"], f"{r} *= _ACC{j}(v)", []
+        return [f"{r} = _ACC{j}(1)"], f"{r} *= _ACC{j}(v)", [], [], []
     if kind == "any":
-        return [f"{r} = False"], f"if v:\n    {r} = True", []
+        return [f"{r} = False"], f"if v:\n    {r} = True", [], [], []
     if kind == "all":
-        return [f"{r} = True"], f"if not v:\n    {r} = False", []
+        return [f"{r} = True"], f"if not v:\n    {r} = False", [], [], []
     less = kind in ("min", "argmin")
     cmp = "<" if less else ">"
     if family == "complex":
@@ -270,18 +273,29 @@ def _reduction_code(kind: str, j: int, family: str) -> tuple[list[str], str, lis
                   f"v.imag {cmp} m{j}.imag)")
     else:
         better = f"v {cmp} m{j}"
-    keep = f"m{j} = v\n    {r} = " + ("i" if kind.startswith("arg") else "v")
+    arg = kind.startswith("arg")
+    keep = f"m{j} = v" + (f"\n    {r} = i" if arg else "")
+    update = f"if {better}:\n    " + keep
+    peel = [f"m{j} = v"] + ([f"{r} = 0"] if arg else [])
+    final = [] if arg else [f"{r} = m{j}"]
     if family == "float":
-        # A NaN ends the scan: the first NaN wins, as in numba.
-        nan = f"{r} = " + ("i" if kind.startswith("arg") else "v")
-        update = (f"if not d{j}:\n    if np.isnan(v):\n        {nan}\n        d{j} = True\n"
-                  f"    elif {better}:\n        " + keep.replace("\n", "\n    "))
-        peel = [f"m{j} = v", f"{r} = " + ("0" if kind.startswith("arg") else "v"),
-                f"d{j} = np.isnan(v)"]
-    else:
-        update = f"if {better}:\n    " + keep
-        peel = [f"m{j} = v", f"{r} = " + ("0" if kind.startswith("arg") else "v")]
-    return [], update, peel
+        # The first NaN wins, as in numba, which stops at it.  The scan goes
+        # on (no comparison with a NaN is true, so it cannot move the
+        # extreme) and the NaN is kept aside: a rarely taken branch, where
+        # testing for it before each comparison would cost a third of the
+        # loop's time.
+        # (nan{j}, not n{j}: the N-D kernel's sizes are n0, n1, ...)
+        seen = f"nan{j} = " + ("i" if arg else "v")
+        peel += [f"d{j} = np.isnan(v)", f"nan{j} = " + ("0" if arg else "v")]
+        final = [f"{r} = nan{j} if d{j} else " + (r if arg else f"m{j}")]
+        return [], update, peel, final, [f"if not d{j}:", f"    {seen}", f"    d{j} = True"]
+    return [], update, peel, final, []
+
+
+def _on_nan(codes, pad: str) -> list[str]:
+    """One test for a NaN element, shared by every reduction that notes it."""
+    body = [line for code in codes for line in code[4]]
+    return [pad + "if np.isnan(v):", *(pad + "    " + line for line in body)] if body else []
 
 
 def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
@@ -330,8 +344,8 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
         lines.append("    out = np.empty(n, _OUT)")
     codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
     if materialise:
-        codes.insert(0, ([], "out[i] = v", ["out[i] = v"]))
-    for setup, _, _ in codes:
+        codes.insert(0, ([], "out[i] = v", ["out[i] = v"], [], []))
+    for setup, *_ in codes:
         lines += ["    " + line for line in setup]
     extremes = [j + materialise for j, kind in enumerate(kinds) if kind in _EXTREMES]
     for index, (cond, element) in enumerate(loops):
@@ -341,13 +355,16 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
             # Peel the first element (n > 0 here: an empty min/max raised):
             # it starts every scan, as in numba's min/max.
             lines += [f"        v = {element('0')}", "        i = 0"]
-            for j, (_, update, peel) in enumerate(codes):
+            for j, (_, update, peel, *_) in enumerate(codes):
                 source = peel if j in extremes else update.split("\n")
                 lines += ["        " + line for line in source]
             start = "1"
         lines += [f"        for i in range({start}, n):", f"            v = {element('i')}"]
-        for _, update, _ in codes:
+        for _, update, *_ in codes:
             lines += ["            " + line for line in update.split("\n")]
+        lines += _on_nan(codes, "            ")
+    for _, _, _, final, _ in codes:
+        lines += ["    " + line for line in final]
     for j, kind in enumerate(kinds):
         if kind == "mean":
             lines.append(f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)")
@@ -404,7 +421,7 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
     if materialise:
         lines.append(f"    out = np.empty(({', '.join(f'n{d}' for d in dims)},), _OUT)")
     codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
-    for setup, _, _ in codes:
+    for setup, *_ in codes:
         lines += ["    " + line for line in setup]
     index = [f"i{d}" for d in dims]
     loops = ((same, False),) if gather else ((same, False), ("True", True))
@@ -426,9 +443,12 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
         lines.append(pad + "v = " + element(index, wrap))
         if materialise:
             lines.append(pad + f"out[{', '.join(index)}] = v")
-        for _, update, _ in codes:
+        for _, update, *_ in codes:
             lines += [pad + line for line in update.split("\n")]
+        lines += _on_nan(codes, pad)
         lines.append(pad + "i += 1")
+    for _, _, _, final, _ in codes:
+        lines += ["    " + line for line in final]
     for j, kind in enumerate(kinds):
         if kind == "mean":
             lines.append(f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)")
