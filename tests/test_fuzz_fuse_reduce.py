@@ -75,12 +75,14 @@ def kernels(draw):
     else:
         lines.append(f"    t = {expr}")
         if shape == "written":
-            lines.append("    a[0] = 7.0")
+            lines.append("    a[:1] = 7")  # a slice: 'a' may be empty
         results = ", ".join(f"t.{r}" if "(" in r else f"t.{r}()" for r in reds)
         if shape == "escapes":
             results += ", t"
         if shape == "changed_after":
-            lines += [f"    r = ({results},)", "    t[0] = 1", "    return r, t"]
+            # (A slice: 't[0] = 1' into an empty array is out of bounds, which
+            # corrupts the heap in stock numba too.)
+            lines += [f"    r = ({results},)", "    t[:1] = 1", "    return r, t"]
         else:
             lines.append(f"    return ({results},)")
     return "\n".join(lines) + "\n"
