@@ -9,7 +9,9 @@ compiled signature, so users read them per signature with :func:`remarks`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +21,21 @@ from numba.core.errors import NumbaPerformanceWarning
 
 #: Key of the remark list in ``state.metadata`` / ``cres.metadata``.
 METADATA_KEY = "loopopt_remarks"
+
+#: Key in ``state.metadata`` of the unique names (``helper$2``) of the
+#: functions inlined so far: numba names their variables after them.
+INLINED_NAMES = "loopopt_inlined_names"
+
+
+def demangle(text: str, unique_names: Iterable[str]) -> str:
+    """``text`` with the prefixes numba gives inlined variables removed:
+    ``helper_v2_i`` becomes ``i`` (numba's ``_created_inlined_var_name``)."""
+    prefixes = [name.replace("<", "_").replace(">", "_").replace(".", "_")
+                .replace("$", "_v") + "_" for name in unique_names]
+    if not prefixes:
+        return text
+    pattern = re.compile(r"(?<![\w$])(?:" + "|".join(map(re.escape, prefixes)) + ")+")
+    return pattern.sub("", text)
 
 
 class RemarkKind(enum.Enum):
@@ -81,6 +98,12 @@ class RemarkEmitter:
         return self._emit(RemarkKind.ANALYSIS, key, loc, message, args)
 
     def commit(self, metadata: dict) -> None:
+        names = metadata.get(INLINED_NAMES)
+        if names:
+            self.pending = [dataclasses.replace(
+                r, message=demangle(r.message, names),
+                args=tuple((k, demangle(v, names) if isinstance(v, str) else v)
+                           for k, v in r.args)) for r in self.pending]
         metadata.setdefault(METADATA_KEY, []).extend(self.pending)
         self.pending = []
 

@@ -401,3 +401,35 @@ def test_objmode_block_does_not_break_inlining():
     disp = lo.jit(options={"strict": True})(with_objmode)
     np.testing.assert_array_equal(disp(np.ones(2)), np.full(2, 2.0))
     assert not [r for r in lo.remarks(disp, disp.signatures[0]) if r.key == "InternalError"]
+
+
+@njit
+def _scan_helper(buf, n):
+    cond = np.zeros((), dtype=np.bool_)
+    i = 0
+    while i < n and not cond.item():
+        buf[i] = i
+        i += 1
+    return i
+
+
+def calls_scan_helper(buf, n):
+    return _scan_helper(buf, n)
+
+
+def test_remarks_about_inlined_code_use_the_callees_names():
+    disp = run_both(calls_scan_helper, np.zeros(6), 4)
+    inlined, rewritten = lo.remarks(disp, disp.signatures[0])
+    assert inlined.key == "Inlined" and rewritten.key == "Rewritten"
+    assert "(i < n, step 1)" in rewritten.message and "'cond.item()'" in rewritten.message
+    assert dict(rewritten.args)["counter"] == "i"
+    assert "_v" not in rewritten.message
+
+
+def test_demangle_leaves_other_names_alone():
+    from numba_loopopt.remarks import demangle
+
+    names = {"helper$2", "outer.<locals>.inner$5"}
+    assert demangle("helper_v2_i < helper_v2_n", names) == "i < n"
+    assert demangle("'outer__locals__inner_v5_helper_v2_x'", names) == "'x'"
+    assert demangle("my_helper_v2_i, helper_v3_i", names) == "my_helper_v2_i, helper_v3_i"

@@ -45,7 +45,7 @@ from ..analysis.defuse import DefUse
 from ..analysis.effects import has_try_block
 from ..irbuild import with_body
 from ..pipeline import LoopOptPass
-from ..remarks import Missed, RemarkEmitter
+from ..remarks import INLINED_NAMES, Missed, RemarkEmitter
 
 PASS = "inline"
 
@@ -337,4 +337,7 @@ class InlineCalls(LoopOptPass):
         _, callee_blocks, _, new_blocks = callees.worker.inline_ir(
             func_ir, block, site.index, callee_ir, ())
         emit.passed(decision.key, site.expr.loc, decision.message, **dict(decision.args))
+        # numba names the inlined variables after the callee ('helper_v2_i'):
+        # remarks about them show the callee's own names (see remarks.demangle).
+        state.metadata.setdefault(INLINED_NAMES, set()).add(callee_ir.func_id.unique_name)
         return ir_size(callee_ir), new_blocks
