@@ -72,7 +72,8 @@ _KEY_RES = (
     # The inline pass's cost model returns Decision(inline, "Key", ...), with
     # some keys chosen by a conditional expression: "A" if cond else "B".
     re.compile(r"""\bDecision\(\s*\w+,\s*["'](\w+)["']"""),
-    re.compile(r"""["'](\w+)["']\s+if\s+[\w.]+\s+else\s+["'](\w+)["']"""),
+    # (Keys are CamelCase: "i" if arg else "v" in generated code is no key.)
+    re.compile(r"""["']([A-Z]\w+)["']\s+if\s+[\w.]+\s+else\s+["']([A-Z]\w+)["']"""),
 )
 
 
