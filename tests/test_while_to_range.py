@@ -445,9 +445,10 @@ REFUSED = [
     (flag_written, (F64, I64), (np.zeros(12), 10), "FlagChanges", "written"),
     (flag_written_through_alias, (F64, I64), (np.zeros(12), 10), "FlagChanges",
      "aliased by 'alias'"),
-    # The callee is inlined first, so its write shows through its parameter.
+    # The callee is inlined first, so its write shows through its parameter
+    # (named as in the callee, at the callee's line).
     (flag_passed_to_callee, (F64, I64), (np.zeros(12), 10), "FlagChanges",
-     "_set_flag_"),
+     "aliased by 'flag'"),
     (flag_viewed, (F64, I64), (np.zeros(12), 10), "FlagChanges", "viewed by 'view'"),
     (flag_returned, (F64, I64), (np.zeros(12), 10), "FlagChanges", "returned"),
     (flag_argument, (F64, I64, types.Array(types.boolean, 0, "C")),
