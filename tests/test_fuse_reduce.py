@@ -368,6 +368,32 @@ def test_gathers_with_n_dimensional_indices():
     run_both(nd_gather, x, np.array([[0, 25]]), boundscheck=True)  # IndexError
 
 
+def row_and_column(a, row, col):
+    t = a * row + col
+    return t.sum(), t.max(), t.argmin(), t.sum(axis=0), t
+
+
+def lower_rank_3d(b, r):
+    return (b - r).sum(), (b * 2.0 + r).min()
+
+
+def test_broadcasting_lower_dimensional_operands():
+    rng = np.random.default_rng(1)
+    a, row, col = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal((3, 1))
+    for args in [(a, row, col), (a, row[:1], col), (a, row, col[:1]),
+                 (a, rng.standard_normal(5), col),  # ValueError in both
+                 (np.asfortranarray(a), row[::-1], col)]:
+        disp = run_both(row_and_column, *args)
+        assert remark_keys(disp)[-1:] == ["Fused"], lo.remarks(disp)
+    b = rng.standard_normal((2, 3, 4))
+    for r in (row, a, rng.standard_normal((3, 1)), rng.standard_normal((1, 4)),
+              rng.standard_normal(2)):  # the last: ValueError in both
+        disp = run_both(lower_rank_3d, b, r)
+        assert remark_keys(disp)[-2:] == ["Fused", "Fused"], lo.remarks(disp)
+    disp = run_both(lower_rank_3d, b, np.array(2.5))  # a 0-d array operand
+    assert remark_keys(disp)[-2:] == ["Fused", "Fused"], lo.remarks(disp)
+
+
 def test_strided_operands_are_fused():
     def strided(a, b):
         return (a[::3] * b[1::3]).sum(), (a[::-1] + 1.0).max()
@@ -383,10 +409,6 @@ def written_between(a, b):
     return t.sum()
 
 
-def across_dimensions(a, row):
-    return (a * row).sum()
-
-
 def fortran_result(a, b):
     return (a * b).sum()
 
@@ -400,7 +422,6 @@ def reduction_in_other_block(a, b, flag):
 
 REFUSED = [
     (written_between, lambda: data(5, 2), "InputMayBeWritten"),
-    (across_dimensions, lambda: (np.ones((3, 4)), np.arange(4.0)), "SourceNotFusable"),
     # Both operands Fortran-ordered: numba's temporary is too, and its
     # reductions would visit it in memory order.
     (fortran_result, lambda: (np.asfortranarray(np.ones((3, 4))),

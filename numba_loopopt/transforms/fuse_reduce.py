@@ -153,10 +153,10 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
     if isinstance(value, ir.Expr) and value.op == "arrayexpr":
         for var in value.list_vars():
             vty = typemap[var.name]
-            if isinstance(vty, types.Array) and vty.ndim != ty.ndim:
+            if isinstance(vty, types.Array) and (vty.ndim > ty.ndim or (
+                    ty.ndim == 1 and vty.ndim != 1)):
                 return Missed("SourceNotFusable", f"operand '{var.name}' is {vty.ndim}-D "
-                              f"and the expression {ty.ndim}-D: broadcasting across "
-                              "dimensions is not fused", first.loc)
+                              f"and the expression {ty.ndim}-D", first.loc)
             if not isinstance(vty, (types.Array, types.Number, types.Boolean)):
                 return Missed("SourceNotFusable", f"operand '{var.name}' has type {vty}",
                               first.loc)
@@ -375,24 +375,30 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
 
 def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
                      family: str = "float", materialise: bool = False,
-                     gather: bool = False) -> str:
+                     gather: bool = False, ranks: list[int] | None = None) -> str:
     """:func:`kernel_source` for an N-D expression whose array operands all
     have ``ndim`` dimensions: nested loops in C order (the order numba's
     reductions visit the C-contiguous temporary), a flat index ``i`` for
     ``argmin``/``argmax``, size-1 broadcasting per dimension.  With
     ``gather``, the elements are ``a0[a1[i0, i1, ...]]`` over ``a1``'s
-    shape."""
+    shape.  ``ranks`` gives each operand's number of dimensions (default:
+    ``ndim`` for arrays): one with fewer is aligned to the last dimensions, as
+    NumPy broadcasts."""
     n_args = len(array_args)
     arrays = [k for k, is_array in enumerate(array_args) if is_array]
     dims = range(ndim)
+    if ranks is None:
+        ranks = [ndim if is_array else 0 for is_array in array_args]
+    first = {k: ndim - ranks[k] for k in arrays}  # the first output dim each covers
+    has = {(k, d) for k in arrays for d in dims if d >= first[k]}
     lines = [f"def _fused({', '.join(f'a{k}' for k in range(n_args))}):"]
     for d in dims:
         if gather:
             lines.append(f"    n{d} = a1.shape[{d}]")
             continue
         lines.append(f"    n{d} = -1")
-        for k in arrays:
-            lines += [f"    L{k}_{d} = a{k}.shape[{d}]",
+        for k in (k for k in arrays if (k, d) in has):
+            lines += [f"    L{k}_{d} = a{k}.shape[{d - first[k]}]",
                       f"    if L{k}_{d} != 1:",
                       f"        if n{d} == -1:",
                       f"            n{d} = L{k}_{d}",
@@ -402,7 +408,8 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
         lines.append(f"    if n{d} == -1:\n        n{d} = 1")
     lines.append("    n = " + " * ".join(f"n{d}" for d in dims))
     same = ("True" if gather else
-            " and ".join(f"L{k}_{d} == n{d}" for k in arrays for d in dims))
+            " and ".join(f"L{k}_{d} == n{d}" for k in arrays for d in dims
+                         if (k, d) in has))
 
     def element(index, wrap):
         if gather:
@@ -411,8 +418,8 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
             if not array_args[k]:
                 return f"a{k}"
             parts = [f"{index[d]} if L{k}_{d} != 1 else 0" if wrap else index[d]
-                     for d in dims]
-            return f"a{k}[{', '.join(parts)}]"
+                     for d in dims if (k, d) in has]
+            return f"a{k}[{', '.join(parts) or '()'}]"  # () for a 0-d array
         return f"_V(_OUT(_element({', '.join(at(k) for k in range(n_args))})))"
 
     first_extreme = next((k for k in kinds if k in _EXTREMES), None)
@@ -537,13 +544,14 @@ class FuseReductions(LoopOptPass):
         if kind == "arrayexpr":
             element, names = element_kernel(value, fastmath or False)
             array_args = [isinstance(typemap[n], types.Array) for n in names]
+            ranks = [getattr(typemap[n], "ndim", 0) for n in names]
             ndim = typemap[source].ndim
             if ndim == 1 and all(r.axis is None for r in reds):
                 src = kernel_source(kinds, array_args, gather=False, family=family,
                                     materialise=escapes)
             else:
                 src = kernel_source_nd(kinds, array_args, ndim, family=family,
-                                       materialise=escapes)
+                                       materialise=escapes, ranks=ranks)
         else:
             element, names = None, [value.value.name, value.index.name]
             ndim = typemap[source].ndim
