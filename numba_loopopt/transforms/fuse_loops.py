@@ -831,18 +831,27 @@ class FuseLoops(LoopOptPass):
         facts = TypeFacts(state)
         changed = False
         refused: set[tuple[int, int]] = set()
+        # The analyses are rebuilt after each fusion only: a refusal leaves the
+        # IR as it was, so the next candidate pair is the next one of the same
+        # list (rebuilding after every pair made the pass quadratic in the
+        # number of loops, fused or not).
+        pairs: list = []
+        rebuild = True
         while True:
-            forest = LoopForest(func_ir.blocks)
-            du = DefUse(func_ir.blocks)
-            pair = self._next_pair(func_ir, forest, du, facts, refused)
-            if pair is None:
+            if rebuild:
+                forest = LoopForest(func_ir.blocks)
+                du = DefUse(func_ir.blocks)
+                pairs = self._pairs(func_ir, forest, du, facts, refused)
+                rebuild = False
+            if not pairs:
                 break
-            l1, l2 = pair
+            l1, l2 = pairs.pop(0)
             plan = check(func_ir, forest, du, facts, state.flags, l1, l2)
             if isinstance(plan, Missed):
                 refused.add((l1.loop.header, l2.loop.header))
                 emit.missed(plan.key, plan.loc, plan.message)
                 continue
+            rebuild = True
             # All analysis has completed; start transforming.
             fuse(func_ir, plan, fastmath=bool(state.flags.fastmath))
             changed = True
@@ -861,7 +870,8 @@ class FuseLoops(LoopOptPass):
         return changed
 
     @staticmethod
-    def _next_pair(func_ir, forest, du, facts, refused):
+    def _pairs(func_ir, forest, du, facts, refused) -> list:
+        """The adjacent pairs of counted loops not refused yet, in order."""
         loops = {}
         for loop in forest.loops:
             rl = match_range_loop(func_ir.blocks, forest, loop, du)
@@ -869,8 +879,5 @@ class FuseLoops(LoopOptPass):
                 rl = match_while_loop(func_ir, forest, loop, du, facts)
             if rl is not None:
                 loops[rl.preheader] = rl
-        for rl in loops.values():
-            second = loops.get(rl.exit)
-            if second is not None and (rl.loop.header, second.loop.header) not in refused:
-                return rl, second
-        return None
+        return [(rl, loops[rl.exit]) for rl in loops.values() if rl.exit in loops
+                and (rl.loop.header, loops[rl.exit].loop.header) not in refused]
