@@ -15,12 +15,15 @@ one pipeline or option set is loaded, stale, by another).  This subclass
 from __future__ import annotations
 
 import hashlib
+import warnings
 from functools import cache
 from pathlib import Path
 
 from numba.core.caching import CompileResultCacheImpl, FunctionCache
+from numba.core.errors import NumbaWarning
 from numba.core.registry import CPUDispatcher
 
+from . import global_arrays
 from ._version import __version__
 from .options import Options
 from .remarks import METADATA_KEY
@@ -55,7 +58,8 @@ def options_fingerprint(options: Options) -> str:
 
 
 class _LoopOptCacheImpl(CompileResultCacheImpl):
-    """Caches the remarks with the compiled code (numba drops all metadata)."""
+    """Caches the remarks with the compiled code (numba drops all metadata),
+    and says why code holding arrays by address is not cached."""
 
     def reduce(self, cres):
         remarks = tuple((cres.metadata or {}).get(METADATA_KEY, ()))
@@ -65,6 +69,23 @@ class _LoopOptCacheImpl(CompileResultCacheImpl):
         data, remarks = payload
         cres = super().rebuild(target_context, data)
         return cres._replace(metadata={METADATA_KEY: list(remarks)})
+
+    def check_cachable(self, cres):
+        held = global_arrays.arrays_held(cres.library)
+        if not held:
+            return super().check_cachable(cres)
+        # numba would refuse it too, for "dynamic globals": say which, and why.
+        name = cres.fndesc.qualname.split(".")[-1]
+        total = sum(nbytes for _, nbytes in held)
+        warnings.warn_explicit(
+            f'numba_loopopt: cannot cache compiled function "{name}": with '
+            f"global_arrays_by_address it references {len(held)} global "
+            f"array(s) ({global_arrays.megabytes(total)}) by address, and an "
+            "address is valid in one process only, so it compiles again in each "
+            "process; set the option above the arrays' size (or to None) to "
+            "cache it with the arrays copied into the code",
+            NumbaWarning, self._locator._py_file, self._lineno)
+        return False
 
 
 class LoopOptFunctionCache(FunctionCache):

@@ -26,8 +26,12 @@ class _Check:
     kind: type
     minimum: int | None = None
     optional_callable: bool = False
+    optional: bool = False
+    """``None`` is accepted too."""
 
     def validate(self, qualname: str, value: Any) -> None:
+        if self.optional and value is None:
+            return
         if self.optional_callable:
             if value is not None and not callable(value):
                 raise OptionError(
@@ -41,7 +45,8 @@ class _Check:
         ):
             raise OptionError(
                 f"numba_loopopt option {qualname!r} must be of type "
-                f"{self.kind.__name__}, got {type(value).__name__} ({value!r})"
+                f"{self.kind.__name__}{' or None' if self.optional else ''}, "
+                f"got {type(value).__name__} ({value!r})"
             )
         if self.minimum is not None and value < self.minimum:
             raise OptionError(
@@ -218,6 +223,20 @@ class Options(_Validated):
         "numba's stock pipeline instead of failing.",
         kind=bool,
     )
+    global_arrays_by_address: int | None = _option(
+        None,
+        "A size in bytes: constant (global or closure) numpy arrays larger than "
+        "this are referenced by address instead of being copied into the "
+        "compiled code, as numba does only above 1 MB (numba copies smaller "
+        "C/F-contiguous ones into the LLVM module, which makes large IR and slow "
+        "compiles). The code then sees later changes to such an array, keeps it "
+        "alive, and cannot be cached (``cache=True`` warns and compiles it in "
+        "each process). ``None``: numba's behaviour. "
+        "Env: NUMBA_LOOPOPT_GLOBAL_ARRAYS_BY_ADDRESS.",
+        kind=int,
+        minimum=0,
+        optional=True,
+    )
 
     def __post_init__(self) -> None:
         for name, cls in PASS_OPTIONS.items():
@@ -249,9 +268,14 @@ class Options(_Validated):
             return raw not in ("0", "false", "False", "no")
 
         opts = self
+        threshold = _byte_threshold(environ, "NUMBA_LOOPOPT_GLOBAL_ARRAYS_BY_ADDRESS")
+        if threshold is not _UNSET:
+            opts = opts.replace(global_arrays_by_address=threshold)
         if flag("NUMBA_LOOPOPT_DISABLE"):
+            # Compile as stock numba does: no pass, no array by address.
             opts = opts.replace(
-                **{name: getattr(opts, name).replace(enabled=False) for name in PASS_OPTIONS}
+                global_arrays_by_address=None,
+                **{name: getattr(opts, name).replace(enabled=False) for name in PASS_OPTIONS},
             )
         for var, attr in (
             ("NUMBA_LOOPOPT_STRICT", "strict"),
@@ -261,3 +285,26 @@ class Options(_Validated):
             if value is not None:
                 opts = opts.replace(**{attr: value})
         return opts
+
+
+_UNSET = object()
+
+
+def _byte_threshold(environ: Mapping[str, str], name: str):
+    """An environment variable holding a size in bytes or ``none``; ``_UNSET``
+    when it is unset or empty."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return _UNSET
+    if raw.lower() == "none":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise OptionError(
+            f"environment variable {name}={raw!r} must be a size in bytes (an "
+            "integer >= 0) or 'none'"
+        )
+    return value

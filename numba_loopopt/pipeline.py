@@ -24,6 +24,7 @@ from numba.core.compiler_machinery import AnalysisPass, FunctionPass, PassManage
 from numba.core.typed_passes import NopythonRewrites
 from numba.core.untyped_passes import InlineInlinables
 
+from . import global_arrays
 from .options import Options
 from .remarks import METADATA_KEY, RemarkEmitter, warn_missed
 
@@ -129,6 +130,9 @@ class ReportRemarks(AnalysisPass):
 
     def run_pass(self, state) -> bool:
         ctx = compile_context(state)
+        emit = RemarkEmitter("loopopt", state.func_ir.loc if state.func_ir else None)
+        global_arrays.report(state, emit)
+        emit.commit(state.metadata)
         if ctx.options.warn_missed:
             warn_missed(state.metadata.get(METADATA_KEY, ()))
         return False
@@ -215,6 +219,11 @@ class LoopOptPipeline(CompilerBase):
         if state.flags.force_pyobject:
             return [DefaultPassBuilder.define_objectmode_pipeline(state)]
         ctx = CompileContext(self.options.with_environment())
+        if ctx.options.global_arrays_by_address is not None:
+            # Lowering (of this compilation only) references large constant
+            # arrays by address; the fallback pipeline keeps doing so.
+            state.targetctx = global_arrays.arrays_by_address(
+                state.targetctx, ctx.options.global_arrays_by_address)
         # Only a function compiled from bytecode can be re-translated for the
         # fallback; IR handed to compile_ir is mutated by numba's own passes.
         can_fall_back = state.func_ir is None

@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 #: Every environment variable the package reads, and what it does.
 ENVIRONMENT = {
     "NUMBA_LOOPOPT_DISABLE": (
-        "Switch every loopopt pass off (``enabled=False`` for each pass), so "
-        "functions compile as with stock numba.  Read at each compilation."),
+        "Switch every loopopt pass off (``enabled=False`` for each pass) and "
+        "``global_arrays_by_address`` too, so functions compile as with stock "
+        "numba.  Read at each compilation."),
     "NUMBA_LOOPOPT_STRICT": (
         "Overrides the ``strict`` option: re-raise a pass's internal errors "
         "instead of rolling the pass back, and do not fall back to the stock "
@@ -52,6 +53,11 @@ ENVIRONMENT = {
         "Enable the PyTensor integration (:doc:`pytensor`) with default "
         "options when ``numba_loopopt`` is imported; PyTensor's numba backend "
         "is patched when it loads (PyTensor itself is not imported)."),
+    "NUMBA_LOOPOPT_GLOBAL_ARRAYS_BY_ADDRESS": (
+        "Overrides the ``global_arrays_by_address`` option: constant arrays "
+        "larger than this many bytes are referenced by address instead of "
+        "copied into the code (see :doc:`compile_time`).  An invalid value "
+        "raises ``OptionError`` when a function compiles."),
     "NUMBA_LOOPOPT_SKIP_VERSION_CHECK": (
         "Import the package under a numba release outside the supported range "
         "instead of raising ``ImportError`` (untested; for trying a new numba). "
@@ -59,6 +65,9 @@ ENVIRONMENT = {
 }
 
 ENV_SYNTAX = {
+    "NUMBA_LOOPOPT_GLOBAL_ARRAYS_BY_ADDRESS": "unset or empty: no effect; an "
+                                              "integer >= 0: the size in bytes; "
+                                              "``none``: off",
     "NUMBA_LOOPOPT_SKIP_VERSION_CHECK": "any value other than empty or ``0`` skips "
                                         "the check",
 }
@@ -114,6 +123,8 @@ def _describe_check(check, annotation: object) -> str:
     minimum = getattr(check, "minimum", None)
     if minimum is not None:
         text += f", at least ``{minimum}``"
+    if getattr(check, "optional", False):
+        text += ", or ``None``"
     return text
 
 

@@ -59,10 +59,20 @@ def read_only_array(func_ir: ir.FunctionIR, du: DefUse, name: str,
         return Missed("FlagNotScalarArray",
                       f"'{name}' has type {ty}, not a 0-d or 1-d array",
                       loc or definition.loc)
+    # A function of many loops on one flag asks this once per loop.  A use's
+    # verdict depends on its statement and, for '.item', on the uses of the
+    # bound method; taking statements away (a rewrite removing a test) cannot
+    # turn "read-only" into anything else, so that verdict is reused until the
+    # def-use facts gain a statement (or are rebuilt, which clears the memo).
+    key = ("read_only_array", name)
+    held = du.memo.get(key)
+    if held is not None and held[0] is typemap and held[1] == du.additions:
+        return None
     for site in du.uses.get(name, ()):
         why = _use_changes_array(du, name, site, typemap)
         if why is not None:
             return Missed("FlagChanges", why, site.stmt.loc)
+    du.memo[key] = (typemap, du.additions)
     return None
 
 

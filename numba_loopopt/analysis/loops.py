@@ -44,17 +44,59 @@ class LoopForest:
         # Innermost first: a loop's body strictly contains its inner loops'.
         self.loops = sorted(loops, key=lambda lp: (len(lp.body), lp.header))
         self._dominators = None
+        self._reducible = None
+        self._removed: set[tuple[int, int]] = set()
 
     def dominators(self) -> dict[int, set[int]]:
         if self._dominators is None:
             self._dominators = self.cfg.dominators()
         return self._dominators
 
+    def dominates(self, a: int, b: int) -> bool:
+        """``a in self.dominators()[b]``, without building every block's set
+        of dominators (quadratic in the number of blocks for a function of
+        consecutive loops): numba builds those sets from the immediate
+        dominators, so this walks ``b``'s chain of them."""
+        if self._dominators is not None:
+            return a in self._dominators[b]
+        idom = self.cfg.immediate_dominators()
+        while True:
+            if b == a:
+                return True
+            parent = idom[b]
+            if parent == b:
+                return False
+            b = parent
+
     def predecessors(self, label: int) -> list[int]:
-        return [p for p, _ in self.cfg.predecessors(label)]
+        preds = [p for p, _ in self.cfg.predecessors(label)]
+        if self._removed:
+            preds = [p for p in preds if (p, label) not in self._removed]
+        return preds
+
+    def reducible(self) -> bool:
+        """Whether every edge back to a loop header comes from a block the
+        header dominates.  numba finds loops from the retreating edges of a
+        depth-first search; when they all pass this test the CFG is
+        reducible, and its loops and dominators are the textbook ones."""
+        if self._reducible is None:
+            self._reducible = all(self.dominates(lp.header, latch)
+                                  for lp in self.loops for latch in lp.latches)
+        return self._reducible
+
+    def remove_exit_edge(self, src: int, dst: int) -> None:
+        """Record that a pass replaced the branch of ``src`` (a block of a
+        loop) by a jump, dropping its edge to ``dst`` (a block outside the
+        loop): :meth:`predecessors` no longer lists it.  The caller guarantees
+        the loops and the dominators inside unchanged blocks stay what a new
+        forest would find (see ``WhileToRange``); nothing else is updated."""
+        self._removed.add((src, dst))
 
     def inner_loops(self, loop: Loop) -> list[Loop]:
-        return [lp for lp in self.loops if lp.header != loop.header and lp.body < loop.body]
+        # A loop inside another has its header in the other's body: test
+        # that first, it is cheaper than comparing the bodies.
+        return [lp for lp in self.loops if lp.header in loop.body
+                and lp.header != loop.header and lp.body < loop.body]
 
 
 def successors(block: ir.Block) -> list[int]:

@@ -41,7 +41,7 @@ from numba.core.registry import CPUDispatcher
 from numba.core.untyped_passes import InlineInlinables
 
 from .. import irbuild
-from ..analysis.defuse import DefUse
+from ..analysis.defuse import BlockScans, DefUse
 from ..analysis.effects import has_try_block
 from ..irbuild import with_body
 from ..pipeline import LoopOptPass
@@ -230,8 +230,9 @@ def drop_dead_loads(func_ir: ir.FunctionIR) -> None:
     """Remove the loads of inlined functions that nothing calls any more:
     ``$f = global(helper)`` and ``$f = getattr($mod, helper)``.  The untyped
     pipeline has no dead-code elimination, and a dump should not show them."""
+    scans = BlockScans()  # each round rescans only the blocks the last one changed
     while True:
-        du = DefUse(func_ir.blocks)
+        du = DefUse(func_ir.blocks, scans)
         dead = set()
         for name, sites in du.defs.items():
             if len(sites) != 1 or du.uses.get(name):

@@ -45,7 +45,7 @@ from numba.core.compiler_machinery import register_pass
 from numba.core.ir_utils import build_definitions
 
 from .. import irbuild
-from ..analysis.defuse import DefUse
+from ..analysis.defuse import BlockScans, DefUse
 from ..analysis.effects import read_only_array
 from ..analysis.loops import Loop, LoopForest
 from ..analysis.tests import SYMBOL, Operand, Test, entry_guards, latch_chain
@@ -178,7 +178,7 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
         return Missed("CounterDirection", f"'{iv}' moves by {step} per iteration, "
                       f"which does not lead '{iv} {SYMBOL[op]} {bound}' to an end",
                       site.stmt.loc)
-    runs_once = (site.label in forest.dominators()[test.label]
+    runs_once = (forest.dominates(site.label, test.label)
                  and not any(site.label in inner for inner in forest.inner_loops(loop)))
     if not runs_once:
         return Missed("CounterUpdate", f"the update of '{iv}' at line "
@@ -316,28 +316,60 @@ class WhileToRange(LoopOptPass):
         facts = TypeFacts(state)
         changed = False
         seen: set[int] = set()
+        # Rebuilding the analyses after every rewrite made the pass quadratic in
+        # the number of loops.  The def-use facts are brought up to date lazily,
+        # from the blocks a rewrite replaced (DefUse.refresh); the forest is
+        # kept across a rewrite that only removed exit tests (_keeps_forest),
+        # with the blocks it changed in `stale`: a loop containing one gets a
+        # new forest before it is matched (its dominators may have changed).
+        du = None
+        du_current = False
+        stale: set[int] = set()
+        pos = 0  # forest.loops[:pos] are all seen: `seen` only grows
         while True:
-            du = DefUse(func_ir.blocks)
-            todo = [lp for lp in forest.loops if lp.header not in seen]
-            if not todo:
+            while pos < len(forest.loops) and forest.loops[pos].header in seen:
+                pos += 1
+            if pos == len(forest.loops):
                 break
-            loop = todo[0]
+            loop = forest.loops[pos]
             seen.add(loop.header)
             if is_for_loop(func_ir.blocks, loop):
                 continue
-            if self._rewrite_loop(func_ir, forest, loop, du, facts, options, emit, seen):
-                changed = True
-                forest = LoopForest(func_ir.blocks)
+            if stale & loop.body:
+                forest, stale, pos = LoopForest(func_ir.blocks), set(), 0
+                loop = next(lp for lp in forest.loops if lp.header == loop.header)
+            if du is None:
+                du = DefUse(func_ir.blocks, BlockScans())
+            elif not du_current:
+                du.refresh(func_ir.blocks)
+            du_current = True
+            done = self._rewrite_loop(func_ir, forest, loop, du, facts, options, emit, seen)
+            if done is None:
+                continue
+            changed = True
+            du_current = False
+            if _keeps_forest(forest, *done):
+                for test in done[0].removable:
+                    forest.remove_exit_edge(test.label, test.leave)
+                    stale.add(test.label)
+            else:
+                forest, stale, pos = LoopForest(func_ir.blocks), set(), 0
+            if CHECK_INCREMENTAL:
+                _check_forest(forest, LoopForest(func_ir.blocks), stale)
+                du.refresh(func_ir.blocks)
+                du_current = True
+                _check_defuse(du, DefUse(func_ir.blocks))
         if changed:
             irbuild.finish_untyped_edit(func_ir)
         return changed
 
     def _rewrite_loop(self, func_ir, forest, loop, du, facts, options, emit,
-                      seen) -> bool:
+                      seen) -> tuple[Candidate, bool] | None:
+        """``(candidate, versioned)`` if the loop was rewritten, else None."""
         cand = match(func_ir, forest, loop, du, facts)
         if isinstance(cand, Missed):
             emit.missed(cand.key, cand.loc, cand.message)
-            return False
+            return None
         counter = cand.counter
         plan = None
         if options.version_modulo:
@@ -365,5 +397,54 @@ class WhileToRange(LoopOptPass):
             emit.analysis("AlreadyCounted", counter.test.loc,
                           f"while loop is counted ({counter.describe()}, step "
                           f"{counter.step}) and has no invariant test to remove")
-            return False
-        return True
+            return None
+        return cand, plan is not None
+
+
+#: Tests set this to compare the forest kept across rewrites with a new one
+#: after every rewrite (slow: it brings back the quadratic cost).
+CHECK_INCREMENTAL = False
+
+
+def _keeps_forest(forest: LoopForest, cand: Candidate, versioned: bool) -> bool:
+    """Whether ``forest`` still describes the CFG after ``cand``'s tests were
+    removed, with only their exit edges dropped from its predecessor lists.
+
+    Removing the test in block X of loop A drops the edge X -> L, L outside A.
+    When the counter's test, which stays, also exits from A to L, every path
+    that used X -> L has a twin through the counter's test: nothing becomes
+    unreachable, no block reaches a loop's back edge only through X -> L (so
+    no loop body shrinks), every loop exited to L still is, and no edge turns
+    into a back edge.  With L no loop header, no loop loses an entry or back
+    edge either: the loops stay the same.  Dominators can only grow, and only
+    through paths that used X -> L; inside a loop that contains no X they are
+    the ones of the loop's own subgraph, which did not change.  This needs a
+    reducible CFG (numba's loops are then the textbook natural loops), which
+    edge removal preserves.  Versioning adds blocks: a new forest then.
+    """
+    if versioned or not cand.removable or not forest.reducible():
+        return False
+    leave = cand.counter.test.leave
+    headers = {lp.header for lp in forest.loops}
+    return leave not in headers and all(t.leave == leave for t in cand.removable)
+
+
+def _check_defuse(kept: DefUse, new: DefUse) -> None:
+    """Assert that refreshed def-use facts are those of a new build."""
+    for mine, fresh in ((kept.defs, new.defs), (kept.uses, new.uses)):
+        assert {k: v for k, v in mine.items() if v} == dict(fresh)
+
+
+def _check_forest(kept: LoopForest, new: LoopForest, stale: set[int]) -> None:
+    """Assert that a kept forest answers as a new one would."""
+    assert kept.loops == new.loops, (kept.loops, new.loops)
+    for label in new.blocks:
+        if label in new.cfg.dead_nodes():
+            continue
+        assert sorted(kept.predecessors(label)) == sorted(new.predecessors(label)), label
+    for lp in new.loops:
+        if lp.body & stale:
+            continue
+        for a in lp.body:
+            for b in lp.body:
+                assert kept.dominates(a, b) == new.dominates(a, b), (lp, a, b)

@@ -1,0 +1,201 @@
+"""The analyses kept across rewrites (for compile time) answer exactly as new
+ones would, and the passes produce the same IR and remarks with them."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from conftest import run_both
+from numba import types
+from numba.core import ir
+
+import numba_loopopt as lo
+import numba_loopopt.transforms.while_to_range as w2r
+from numba_loopopt.analysis import effects
+from numba_loopopt.analysis.defuse import BlockScans, DefUse
+from numba_loopopt.analysis.loops import LoopForest
+from numba_loopopt.irbuild import with_body
+from numba_loopopt.testing import ir_after
+
+F8 = types.float64[::1]
+
+
+def sequential(buf, n):
+    flag = np.zeros((), dtype=np.bool_)
+    other = np.zeros(3, dtype=np.bool_)
+    acc = 0.0
+    i = 0
+    while i < n and not flag.item():
+        acc += buf[i]
+        i += 1
+    j = 0
+    while j < n and not other[1]:
+        acc += buf[j] * 2.0
+        j += 1
+    k = n
+    while k > 0 and not flag.item() and not other[0]:
+        acc -= buf[k - 1]
+        k -= 1
+    return acc + i + j + k
+
+
+def nested_and_versioned(buf, n):
+    flag = np.zeros((), dtype=np.bool_)
+    L = len(buf)
+    acc = 0.0
+    outer = 0
+    while outer < 3 and not flag.item():
+        i = 0
+        while i < n and not flag.item():
+            buf[(i + 1) % L] = buf[i % L] + 1.0
+            i += 1
+        outer += 1
+    m = 0
+    while m < n and not flag.item():
+        acc += buf[m % L]
+        m += 1
+    return acc
+
+
+def mixed_exits(buf, n):
+    flag = np.zeros((), dtype=np.bool_)
+    acc = 0.0
+    i = 0
+    while i < n and not flag.item():
+        if buf[i] < 0:
+            break
+        acc += buf[i]
+        i += 1
+    else:
+        acc += 100.0
+    for k in range(n):
+        acc += k
+    j = 0
+    while j < n and not flag.item():
+        acc += buf[j]
+        j += 1
+    return acc
+
+
+KERNELS = [sequential, nested_and_versioned, mixed_exits]
+
+
+def canonical_labels(dump: str) -> str:
+    """The dump with labels numbered in order of appearance: blocks copied by
+    versioning take labels from numba's process-wide counter."""
+    order = {}
+    for label in re.findall(r"^label (\d+):", dump, flags=re.MULTILINE):
+        order.setdefault(label, f"L{len(order)}")
+
+    def targets(match):
+        return re.sub(r"\b\d+\b", lambda m: order.get(m.group(0), m.group(0)),
+                      match.group(0))
+
+    return re.sub(r"^(label \d+:|\s*(jump|branch) .*)$", targets, dump,
+                  flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=[k.__name__ for k in KERNELS])
+def test_kept_forest_and_refreshed_defuse_match_new_ones(kernel, monkeypatch):
+    checks = []
+    monkeypatch.setattr(w2r, "CHECK_INCREMENTAL", True)
+    monkeypatch.setattr(w2r, "_check_forest",
+                        lambda *a, _f=w2r._check_forest: checks.append(_f(*a)))
+    for n in (0, 1, 5, 9):
+        for buf in (np.arange(10.0), np.full(10, -1.0)):
+            run_both(kernel, buf, n)
+    assert checks  # every rewrite compared the kept analyses with new ones
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=[k.__name__ for k in KERNELS])
+def test_same_ir_and_remarks_as_rebuilding_after_every_rewrite(kernel, monkeypatch):
+    kept, disp = ir_after(kernel, (F8, types.int64), "loopopt_while_to_range")
+    kept_remarks = lo.remarks(disp, disp.signatures[0])
+    monkeypatch.setattr(w2r, "_keeps_forest", lambda *a: False)
+    monkeypatch.setattr(DefUse, "refresh", DefUse._build)
+    rebuilt, disp = ir_after(kernel, (F8, types.int64), "loopopt_while_to_range")
+    assert canonical_labels(kept) == canonical_labels(rebuilt)
+    assert kept_remarks == lo.remarks(disp, disp.signatures[0])
+    assert any(r.key == "Rewritten" for r in kept_remarks)
+
+
+def blocks_of(kernel):
+    """The untyped IR the while-to-range pass sees."""
+    seen = {}
+
+    class Grab(w2r.WhileToRange):
+        def transform(self, state, options, emit):
+            seen["ir"] = state.func_ir
+            return False
+
+    orig = w2r.WhileToRange.transform
+    try:
+        w2r.WhileToRange.transform = Grab.transform
+        lo.jit(kernel).compile((F8, types.int64))
+    finally:
+        w2r.WhileToRange.transform = orig
+    return seen["ir"]
+
+
+def test_refresh_swaps_the_sites_of_replaced_blocks():
+    func_ir = blocks_of(sequential)
+    blocks = dict(func_ir.blocks)
+    du = DefUse(blocks, BlockScans())
+    # Drop the first statement of every block that has one besides its
+    # terminator (no new names: the cheap path).
+    for label, block in list(blocks.items()):
+        if len(block.body) > 1:
+            blocks[label] = with_body(block, block.body[1:])
+    du.refresh(blocks)
+    fresh = DefUse(blocks)
+    assert {k: v for k, v in du.defs.items() if v} == dict(fresh.defs)
+    assert {k: v for k, v in du.uses.items() if v} == dict(fresh.uses)
+    # A block mentioning a new name, and a new block: rebuilt from scratch.
+    label = next(iter(blocks))
+    block = blocks[label]
+    new_var = ir.Var(block.scope, "$fresh_name", block.loc)
+    blocks[label] = with_body(block, [ir.Assign(ir.Const(1, block.loc), new_var, block.loc),
+                                      *block.body])
+    blocks[max(blocks) + 10] = with_body(block, list(block.body))
+    du.refresh(blocks)
+    fresh = DefUse(blocks)
+    assert dict(du.defs) == dict(fresh.defs) and dict(du.uses) == dict(fresh.uses)
+
+
+def test_dominates_is_membership_in_numbas_dominator_sets():
+    forest = LoopForest(blocks_of(nested_and_versioned).blocks)
+    doms = LoopForest(forest.blocks).dominators()
+    labels = [label for label in forest.blocks if label in doms]
+    for a in labels:
+        for b in labels:
+            assert forest.dominates(a, b) == (a in doms[b])
+    assert forest.reducible()
+
+
+def test_read_only_verdict_is_reused_only_while_uses_are_only_lost():
+    func_ir = blocks_of(sequential)
+    blocks = dict(func_ir.blocks)
+    du = DefUse(blocks, BlockScans())
+    typemap = {"flag": types.Array(types.boolean, 0, "C")}
+    assert effects.read_only_array(func_ir, du, "flag", typemap) is None
+    assert ("read_only_array", "flag") in du.memo
+    # Taking a use away keeps the verdict...
+    label = du.uses["flag"][-1].label
+    block = blocks[label]
+    blocks[label] = with_body(block, [s for s in block.body
+                                      if s is not du.uses["flag"][-1].stmt])
+    du.refresh(blocks)
+    assert du.additions == 0
+    assert effects.read_only_array(func_ir, du, "flag", typemap) is None
+    # ...a new use that writes the flag is judged, not taken from the memo.
+    label = du.uses["flag"][0].label
+    block = blocks[label]
+    flag = ir.Var(block.scope, "flag", block.loc)
+    index = ir.Var(block.scope, "$idx", block.loc)
+    write = ir.SetItem(flag, index, index, block.loc)
+    blocks[label] = with_body(block, [*block.body[:-1], write, block.body[-1]])
+    du.refresh(blocks)
+    missed = effects.read_only_array(func_ir, du, "flag", typemap)
+    assert missed is not None and missed.key == "FlagChanges"
