@@ -125,14 +125,14 @@ def report(state, emit) -> None:
             for stmt in block.body:
                 value = stmt.value if isinstance(stmt, ir.Assign) else None
                 if isinstance(value, (ir.Global, ir.FreeVar, ir.Const)):
-                    name = getattr(value, "name", None) or "a constant"
-                    where.setdefault(id(value.value), (name, stmt.loc))
+                    where.setdefault(id(value.value),
+                                     (getattr(value, "name", None), stmt.loc))
     for ary, nbytes in held:
-        name, loc = where.get(id(ary), ("a constant array", None))
-        shown = f"'{name}'" if name != "a constant array" else name
+        name, loc = where.get(id(ary), (None, None))
+        shown = f"'{name}'" if name else "a constant array"
         emit.analysis("ArrayByAddress", loc,
                       f"{shown} ({megabytes(nbytes)}, more than "
                       f"global_arrays_by_address={threshold} bytes) is referenced by "
                       "address, not copied into the code: the function sees later "
                       "changes to it, and cache=True cannot save it",
-                      array=name, nbytes=nbytes, threshold=threshold)
+                      array=name or "", nbytes=nbytes, threshold=threshold)

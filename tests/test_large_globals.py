@@ -90,6 +90,21 @@ def test_remark_names_each_array_by_address():
     assert remark.line == read_both.__code__.co_firstlineno + 1
 
 
+PAIR = (G, SMALL)
+
+
+def read_tuple(i):
+    return PAIR[0][i] + PAIR[1][i % 100]
+
+
+def test_arrays_inside_a_global_tuple():
+    disp = run_both(read_tuple, 99_999, options=BY_ADDRESS)
+    assert ".const.array.data" in llvm(disp)  # SMALL, still copied
+    found = [r for r in lo.remarks(disp, disp.signatures[0]) if r.key == "ArrayByAddress"]
+    assert [r.arguments["array"] for r in found] == [""]
+    assert found[0].message.startswith("a constant array (0.9 MB")
+
+
 def make_reader():
     namespace = {"A": np.full(112_500, 3.0)}
     exec("def reader(i):\n    return A[i]\n", namespace)
