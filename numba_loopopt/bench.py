@@ -86,6 +86,7 @@ from numba.core.errors import NumbaPerformanceWarning
 
 from . import __version__
 from .decorator import jit
+from .demo import pytensor_scan, while_with_flag
 from .remarks import RemarkKind, remarks
 
 QUICK_SIZES = (10**3, 10**4, 10**5, 10**6)
@@ -120,25 +121,10 @@ SHORT = {"stock": "stock", "parallel": "parallel", "numpy": "NumPy",
 # ---------------------------------------------------------------------------
 
 
-def scan(buf, n):
-    """The loop PyTensor's scan emits, without the modulo."""
-    cond = np.array(False)
-    i = 0
-    while i < n and not cond.item():
-        buf[i + 1] = buf[i] + 1.0
-        i += 1
-    return i
-
-
-def scan_mod(buf, n):
-    """PyTensor's scan: states stored modulo the buffer length."""
-    cond = np.array(False)
-    L = len(buf)
-    i = 0
-    while i < n and not cond.item():
-        buf[(i + 1) % L] = buf[i % L] + 1.0
-        i += 1
-    return i
+# The scan kernels are the demo's: the loop PyTensor's scan emits, without
+# and with its modulo state storage.
+scan = while_with_flag
+scan_mod = pytensor_scan
 
 
 def hand_scan(buf, n):
