@@ -298,6 +298,36 @@ def _on_nan(codes, pad: str) -> list[str]:
     return [pad + "if np.isnan(v):", *(pad + "    " + line for line in body)] if body else []
 
 
+def _broadcast(size: str, lengths: list[tuple[str, str]]) -> list[str]:
+    """Lines setting ``size`` to the broadcast of ``(name, expression)``
+    lengths (1 stretches; another mismatch raises numba's ValueError)."""
+    lines = [f"    {size} = -1"]
+    for name, expr in lengths:
+        lines += [f"    {name} = {expr}",
+                  f"    if {name} != 1:",
+                  f"        if {size} == -1:",
+                  f"            {size} = {name}",
+                  f"        elif {name} != {size}:",
+                  "            raise ValueError('unable to broadcast argument to "
+                  "output array')"]
+    return lines + [f"    if {size} == -1:\n        {size} = 1"]
+
+
+def _empty_check(kinds: list[str]) -> list[str]:
+    """The ValueError of the first min/max/argmin/argmax of nothing."""
+    first = next((k for k in kinds if k in _EXTREMES), None)
+    return ["    if n == 0:", f"        raise ValueError('{_EMPTY[first]}')"] if first else []
+
+
+def _epilogue(codes, kinds: list[str], materialise: bool) -> list[str]:
+    """After the loop: each reduction's result, then the return."""
+    lines = ["    " + line for code in codes for line in code[3]]
+    lines += [f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)"
+              for j, kind in enumerate(kinds) if kind == "mean"]
+    results = ", ".join((["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))])
+    return lines + [f"    return {results}" + ("," if len(kinds) + materialise > 1 else "")]
+
+
 def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
                   family: str = "float", materialise: bool = False) -> str:
     """Python source of the fused loop for reductions ``kinds`` of elements of
@@ -312,17 +342,8 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
         lines.append("    n = a1.shape[0]")
         loops = [("True", lambda i: f"_V(_OUT(a0[a1[{i}]]))")]
     else:
-        lines.append("    n = -1")
         arrays = [k for k, is_array in enumerate(array_args) if is_array]
-        for k in arrays:
-            lines += [f"    L{k} = a{k}.shape[0]",
-                      f"    if L{k} != 1:",
-                      "        if n == -1:",
-                      f"            n = L{k}",
-                      f"        elif L{k} != n:",
-                      "            raise ValueError('unable to broadcast argument to "
-                      "output array')"]
-        lines.append("    if n == -1:\n        n = 1")
+        lines += _broadcast("n", [(f"L{k}", f"a{k}.shape[0]") for k in arrays])
         same = " and ".join(f"L{k} == n" for k in arrays)
 
         def plain(i):
@@ -335,9 +356,7 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
                 for k in range(n_args)))
 
         loops = [(same, plain), ("True", wrapped)]
-    first_extreme = next((k for k in kinds if k in _EXTREMES), None)
-    if first_extreme:
-        lines += ["    if n == 0:", f"        raise ValueError('{_EMPTY[first_extreme]}')"]
+    lines += _empty_check(kinds)
     if materialise:
         # Allocated where stock numba allocates the expression's result, after
         # the broadcast check, before any reduction can raise.
@@ -363,13 +382,7 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
         for _, update, *_ in codes:
             lines += ["            " + line for line in update.split("\n")]
         lines += _on_nan(codes, "            ")
-    for _, _, _, final, _ in codes:
-        lines += ["    " + line for line in final]
-    for j, kind in enumerate(kinds):
-        if kind == "mean":
-            lines.append(f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)")
-    results = ", ".join((["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))])
-    lines.append(f"    return {results}" + ("," if len(kinds) + materialise > 1 else ""))
+    lines += _epilogue(codes, kinds, materialise)
     return "\n".join(lines) + "\n"
 
 
@@ -396,16 +409,8 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
         if gather:
             lines.append(f"    n{d} = a1.shape[{d}]")
             continue
-        lines.append(f"    n{d} = -1")
-        for k in (k for k in arrays if (k, d) in has):
-            lines += [f"    L{k}_{d} = a{k}.shape[{d - first[k]}]",
-                      f"    if L{k}_{d} != 1:",
-                      f"        if n{d} == -1:",
-                      f"            n{d} = L{k}_{d}",
-                      f"        elif L{k}_{d} != n{d}:",
-                      "            raise ValueError('unable to broadcast argument to "
-                      "output array')"]
-        lines.append(f"    if n{d} == -1:\n        n{d} = 1")
+        lines += _broadcast(f"n{d}", [(f"L{k}_{d}", f"a{k}.shape[{d - first[k]}]")
+                                      for k in arrays if (k, d) in has])
     lines.append("    n = " + " * ".join(f"n{d}" for d in dims))
     same = ("True" if gather else
             " and ".join(f"L{k}_{d} == n{d}" for k in arrays for d in dims
@@ -422,9 +427,7 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
             return f"a{k}[{', '.join(parts) or '()'}]"  # () for a 0-d array
         return f"_V(_OUT(_element({', '.join(at(k) for k in range(n_args))})))"
 
-    first_extreme = next((k for k in kinds if k in _EXTREMES), None)
-    if first_extreme:
-        lines += ["    if n == 0:", f"        raise ValueError('{_EMPTY[first_extreme]}')"]
+    lines += _empty_check(kinds)
     if materialise:
         lines.append(f"    out = np.empty(({', '.join(f'n{d}' for d in dims)},), _OUT)")
     codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
@@ -435,7 +438,7 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
     for number, (cond, wrap) in enumerate(loops):
         lines.append(f"    if {cond}:" if number == 0 else "    else:")
         pad = "        "
-        if first_extreme:
+        if any(k in _EXTREMES for k in kinds):
             # The first element starts the scans; the loop then visits it
             # again, which changes nothing (it is neither smaller nor larger
             # than itself, and a NaN there has ended the scan already).
@@ -454,13 +457,7 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
             lines += [pad + line for line in update.split("\n")]
         lines += _on_nan(codes, pad)
         lines.append(pad + "i += 1")
-    for _, _, _, final, _ in codes:
-        lines += ["    " + line for line in final]
-    for j, kind in enumerate(kinds):
-        if kind == "mean":
-            lines.append(f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)")
-    results = ", ".join((["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))])
-    lines.append(f"    return {results}" + ("," if len(kinds) + materialise > 1 else ""))
+    lines += _epilogue(codes, kinds, materialise)
     return "\n".join(lines) + "\n"
 
 
