@@ -199,3 +199,80 @@ def test_read_only_verdict_is_reused_only_while_uses_are_only_lost():
     du.refresh(blocks)
     missed = effects.read_only_array(func_ir, du, "flag", typemap)
     assert missed is not None and missed.key == "FlagChanges"
+
+
+# ---------------------------------------------------------------------------
+# fuse-loops: analyses once per round, not once per fusion.
+# ---------------------------------------------------------------------------
+
+
+def chain_of_five(a, b):
+    """Every loop fuses with the next; 't1' is read by two later loops."""
+    n = a.shape[0]
+    t1 = np.empty(n)
+    for i in range(n):
+        t1[i] = a[i] * b[i]
+    t2 = np.empty(n)
+    for i in range(n):
+        t2[i] = t1[i] + 1.0
+    t3 = np.empty(n)
+    for i in range(n):
+        t3[i] = t1[i] - t2[i]
+    s = 0.0
+    for i in range(n):
+        s += t3[i]
+    m = 0.0
+    for i in range(n):
+        m = max(m, a[i])
+    return s + m
+
+
+def _pairs_kernel(pairs: int):
+    lines = ["def kernel(a):", "    n = a.shape[0]", "    acc = 0.0"]
+    for k in range(pairs):
+        lines += [f"    t{k} = np.empty(n)", "    for i in range(n):",
+                  f"        t{k}[i] = a[i] * {k + 1}.0", "    for i in range(n):",
+                  f"        acc += t{k}[i]"]
+    namespace = {"np": np}
+    exec("\n".join(lines + ["    return acc"]), namespace)
+    return namespace["kernel"]
+
+
+def _count_forests(monkeypatch) -> list:
+    import numba_loopopt.transforms.fuse_loops as fl
+
+    built = []
+
+    class Counting(LoopForest):
+        def __init__(self, blocks):
+            built.append(len(blocks))
+            super().__init__(blocks)
+
+    monkeypatch.setattr(fl, "LoopForest", Counting)
+    return built
+
+
+def test_fuse_loops_builds_its_analyses_once_per_round(monkeypatch):
+    # 30 fill-then-sum pairs: one round fuses all 30, a second finds nothing
+    # left (each sum loop was refused with the next fill loop in round one).
+    built = _count_forests(monkeypatch)
+    disp = run_both(_pairs_kernel(30), np.arange(7.0))
+    keys = [r.key for r in lo.remarks(disp)[next(iter(lo.remarks(disp)))]
+            if r.pass_name == "fuse-loops"]
+    assert keys.count("Fused") == 30 and keys.count("Contracted") == 30
+    assert len(built) == 1 + 2, built  # the pass's first look, then two rounds
+
+
+def test_a_chain_fuses_into_one_loop_in_rounds(monkeypatch):
+    built = _count_forests(monkeypatch)
+    for n in (0, 1, 5, 33):
+        rng = np.random.default_rng(n)
+        disp = run_both(chain_of_five, rng.random(n), rng.random(n))
+    # Five loops: (1,2) and (3,4) fuse in round one, (12,34) in round two,
+    # (1234,5) in round three, and round four finds no pair.
+    assert len(built) == 1 + 4, built
+    remarks = lo.remarks(disp)[next(iter(lo.remarks(disp)))]
+    keys = [r.key for r in remarks if r.pass_name == "fuse-loops"]
+    assert keys.count("Fused") == 4, keys
+    dump, _ = ir_after(chain_of_five, (F8, F8), "loopopt_fuse_loops")
+    assert dump.count("iternext") == 1, dump

@@ -44,6 +44,7 @@ class LoopForest:
         # Innermost first: a loop's body strictly contains its inner loops'.
         self.loops = sorted(loops, key=lambda lp: (len(lp.body), lp.header))
         self._dominators = None
+        self._intervals = None
         self._reducible = None
         self._removed: set[tuple[int, int]] = set()
 
@@ -55,18 +56,18 @@ class LoopForest:
     def dominates(self, a: int, b: int) -> bool:
         """``a in self.dominators()[b]``, without building every block's set
         of dominators (quadratic in the number of blocks for a function of
-        consecutive loops): numba builds those sets from the immediate
-        dominators, so this walks ``b``'s chain of them."""
+        consecutive loops): the dominator tree is numbered once, depth first,
+        and ``a`` dominates ``b`` when ``b``'s number falls in ``a``'s
+        subtree's interval.  Labels the CFG does not reach dominate nothing
+        and are dominated by nothing but themselves, as in numba's sets."""
         if self._dominators is not None:
-            return a in self._dominators[b]
-        idom = self.cfg.immediate_dominators()
-        while True:
-            if b == a:
-                return True
-            parent = idom[b]
-            if parent == b:
-                return False
-            b = parent
+            return a in self._dominators.get(b, ())
+        if self._intervals is None:
+            self._intervals = _dominator_intervals(self.cfg.immediate_dominators())
+        ia, ib = self._intervals.get(a), self._intervals.get(b)
+        if ia is None or ib is None:
+            return a == b
+        return ia[0] <= ib[0] and ib[1] <= ia[1]
 
     def predecessors(self, label: int) -> list[int]:
         preds = [p for p, _ in self.cfg.predecessors(label)]
@@ -97,6 +98,33 @@ class LoopForest:
         # that first, it is cheaper than comparing the bodies.
         return [lp for lp in self.loops if lp.header in loop.body
                 and lp.header != loop.header and lp.body < loop.body]
+
+
+def _dominator_intervals(idom: dict[int, int]) -> dict[int, tuple[int, int]]:
+    """Each block's (entry, exit) number in a depth-first walk of the
+    dominator tree given by immediate dominators (the root is its own)."""
+    children: dict[int, list[int]] = {}
+    roots = []
+    for block, parent in idom.items():
+        if parent == block:
+            roots.append(block)
+        else:
+            children.setdefault(parent, []).append(block)
+    intervals: dict[int, tuple[int, int]] = {}
+    clock = 0
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            block, done = stack.pop()
+            if done:
+                intervals[block] = (intervals[block][0], clock)
+                clock += 1
+                continue
+            intervals[block] = (clock, -1)
+            clock += 1
+            stack.append((block, True))
+            stack.extend((child, False) for child in children.get(block, ()))
+    return intervals
 
 
 def successors(block: ir.Block) -> list[int]:

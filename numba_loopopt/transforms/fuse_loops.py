@@ -53,7 +53,7 @@ from numba.core.ir_utils import (
 )
 
 from .. import irbuild
-from ..analysis.defuse import DefUse
+from ..analysis.defuse import BlockScans, DefUse
 from ..analysis.effects import has_try_block, is_fresh_allocation, read_only_array
 from ..analysis.loops import Loop, LoopForest, successors
 from ..analysis.tests import entry_guards
@@ -456,6 +456,8 @@ class Contraction:
     store: ir.Stmt
     reads: tuple
     allocation: ir.Assign
+    labels: frozenset[int]
+    """The blocks that hold the store, the reads and the allocation."""
 
 
 @dataclass(frozen=True)
@@ -545,12 +547,38 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
         if why is not None:
             return why
     loops_blocks = l1.body | l2.body
-    after = _dominated_by(forest, l2.exit) - _reaching(forest, l1.preheader)
+    after = _After(forest, l1, l2)
     for array in sorted(written):
         why = _fresh_and_unaliased(func_ir, du, facts, array, loops_blocks, after)
         if why is not None:
             return why
     return _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags)
+
+
+def _footprint(rl: RangeLoop) -> set[int]:
+    """Every block :func:`check` and :func:`fuse` look at for one loop: its
+    body, the blocks that enter it (a while loop's guards) and its exit."""
+    return (set(rl.loop.body) | rl.loop.entries | {rl.preheader, rl.exit}
+            | {g.label for g in rl.guards}
+            | ({rl.test_block, rl.entry} - {None}))
+
+
+class _After:
+    """The blocks that run only after both loops: dominated by the second's
+    exit and not leading back to the first (through an enclosing loop).
+    Membership is tested for a few uses of written arrays, so the set of
+    blocks that reach the first loop is found only when needed."""
+
+    def __init__(self, forest: LoopForest, l1: RangeLoop, l2: RangeLoop):
+        self._forest, self._l1, self._l2 = forest, l1, l2
+        self._reaching = None
+
+    def __contains__(self, label: int) -> bool:
+        if not self._forest.dominates(self._l2.exit, label):
+            return False
+        if self._reaching is None:
+            self._reaching = _reaching(self._forest, self._l1.preheader)
+        return label not in self._reaching
 
 
 def _defined_before(du: DefUse, forest: LoopForest, key, label: int) -> bool:
@@ -560,7 +588,7 @@ def _defined_before(du: DefUse, forest: LoopForest, key, label: int) -> bool:
         return True
     if len(key) == 2 and key[0] in ("name", "len") and isinstance(key[1], str):
         sites = du.defs.get(key[1], ())
-        return len(sites) == 1 and sites[0].label in forest.dominators()[label]
+        return len(sites) == 1 and forest.dominates(sites[0].label, label)
     return all(_defined_before(du, forest, part, label) for part in key)
 
 
@@ -573,11 +601,6 @@ def _reaching(forest: LoopForest, label: int) -> set[int]:
                 found.add(pred)
                 work.append(pred)
     return found
-
-
-def _dominated_by(forest: LoopForest, label: int) -> set[int]:
-    doms = forest.dominators()
-    return {b for b, ds in doms.items() if label in ds}
 
 
 def _fresh_and_unaliased(func_ir, du, facts, array, loop_blocks, after) -> Missed | None:
@@ -626,9 +649,10 @@ def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | 
     if used & (e1.assigned | written) or stmt.target.name in (e1.used | e1.assigned):
         return why
     if isinstance(value, ir.Expr) and value.op == "call":
-        if is_fresh_allocation(func_ir, value):
-            # np.empty(n) raises for n < 0: it may not overtake the first
-            # loop's own exceptions.
+        if is_fresh_allocation(func_ir, value) or du.global_value(value.func) is check_shape:
+            # np.empty(n) raises for n < 0, as does the check a contracted
+            # allocation left: it may not overtake the first loop's own
+            # exceptions.
             return why if e1.may_raise else None
         if _impure_call(func_ir, value, stmt) is not None:
             return why
@@ -668,14 +692,13 @@ def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags) -> Plan:
     contractions, kept = [], []
     written1 = {w[0] for w in e1.writes}
     read2 = {r[0] for r in e2.reads}
-    doms = forest.dominators()
     for array in sorted(written1 & read2):
         stores = [w for w in e1.writes if w[0] == array]
         reason = None
         ty = facts.of(array)
         if len(stores) != 1 or not isinstance(stores[0][2], ir.SetItem):
             reason = "it is stored more than once per iteration"
-        elif stores[0][3] not in doms[l1.latch]:
+        elif not forest.dominates(stores[0][3], l1.latch):
             reason = "its store does not run on every iteration"
         elif any(r[0] == array for r in e1.reads) or any(w[0] == array for w in e2.writes):
             reason = "the loops also read or write it otherwise"
@@ -699,7 +722,8 @@ def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags) -> Plan:
             continue
         contractions.append(Contraction(
             array, stores[0][2], tuple(r[2] for r in e2.reads if r[0] == array),
-            du.defs[array][0].stmt))
+            du.defs[array][0].stmt,
+            l1.loop.body | l2.loop.body | {du.defs[array][0].label}))
     return Plan(l1, l2, tuple(contractions), tuple(kept))
 
 
@@ -713,16 +737,38 @@ def _integer_shape(du, facts, array) -> bool:
         isinstance(ty, types.UniTuple) and isinstance(ty.dtype, types.Integer))
 
 
-def fuse(func_ir, plan: Plan, fastmath=False) -> None:
+def fuse(func_ir, forest: LoopForest, plan: Plan, fastmath=False) -> None:
     """Make one loop of the plan's two; all checks have passed.  Unless
     ``fastmath`` allows reassociation, a contracted value passes through
-    :func:`~numba_loopopt.runtime.opaque`, as it passed through memory."""
+    :func:`~numba_loopopt.runtime.opaque`, as it passed through memory.
+    ``forest`` is the analysis the plan was made with."""
     if plan.first.kind == "while":
         _fuse_while(func_ir, plan)
     else:
         _fuse_range(func_ir, plan)
+    _join_entry(func_ir, forest, plan.first)
     for c in plan.contractions:
         _contract(func_ir, c, fence=not fastmath)
+
+
+def _join_entry(func_ir, forest: LoopForest, l1: RangeLoop) -> None:
+    """Merge the first loop's exit block (the code between the loops and the
+    second loop's set-up) into the first loop's preheader, which now jumps
+    straight to it, so the fused loop's preheader is again the exit of the
+    loop before it: a later round can fuse that pair (a chain fused from both
+    ends meets in the middle).  A while loop's own entry guards are
+    unreachable now and go first, so the exit block has one predecessor."""
+    blocks = func_ir.blocks
+    if l1.kind == "while":
+        cur = l1.entry
+        while cur != l1.preheader:
+            (pred,) = forest.predecessors(cur)
+            del blocks[cur]
+            cur = pred
+    pre, exit_ = blocks[l1.preheader], blocks[l1.exit]
+    assert isinstance(pre.terminator, ir.Jump) and pre.terminator.target == l1.exit
+    blocks[l1.preheader] = irbuild.with_body(pre, pre.body[:-1] + exit_.body)
+    del blocks[l1.exit]
 
 
 def _fuse_while(func_ir, plan: Plan) -> None:
@@ -801,13 +847,21 @@ def _contract(func_ir, c: Contraction, fence: bool) -> None:
     for read in c.reads:
         replace[id(read)] = ir.Assign(ir.Var(scope, carried.name, read.loc), read.target,
                                       read.loc)
-    for label, block in list(blocks.items()):
-        if any(id(s) in replace for s in block.body):
-            new = []
-            for s in block.body:
-                r = replace.get(id(s), s)
-                new.extend(r if isinstance(r, list) else [r])
-            blocks[label] = irbuild.with_body(block, new)
+    # The statements are in the blocks of the plan's loops and the
+    # allocation's, unless a fusion of this round merged the allocation's
+    # block into another one: then look everywhere.
+    for labels in (sorted(c.labels & blocks.keys()), list(blocks)):
+        for label in labels:
+            block = blocks[label]
+            if any(id(s) in replace for s in block.body):
+                new = []
+                for s in block.body:
+                    r = replace.pop(id(s), s)
+                    new.extend(r if isinstance(r, list) else [r])
+                blocks[label] = irbuild.with_body(block, new)
+        if not replace:
+            return
+    raise AssertionError(f"contraction of '{c.array}': statements not found")
 
 
 @register_pass(mutates_CFG=True, analysis_only=False)
@@ -831,40 +885,47 @@ class FuseLoops(LoopOptPass):
         facts = TypeFacts(state)
         changed = False
         refused: set[tuple[int, int]] = set()
-        # The analyses are rebuilt after each fusion only: a refusal leaves the
-        # IR as it was, so the next candidate pair is the next one of the same
-        # list (rebuilding after every pair made the pass quadratic in the
-        # number of loops, fused or not).
-        pairs: list = []
-        rebuild = True
+        scans = BlockScans()
+        # Rounds: the analyses are built once per round, and a round fuses
+        # every pair whose blocks no earlier fusion of the round has touched.
+        # A fusion edits only the blocks of its two loops, of the code that
+        # enters them and of a contracted array's allocation (each replaced,
+        # never edited in place, keeping the other statements' identity), so
+        # for a pair none of whose blocks were replaced the analyses still
+        # say what a rebuild would.  A pair next to a fused one waits for
+        # the next round (a chain of k loops takes about log2(k) rounds).
+        # Rebuilding after every fusion made the pass quadratic in the number
+        # of loops.
         while True:
-            if rebuild:
-                forest = LoopForest(func_ir.blocks)
-                du = DefUse(func_ir.blocks)
-                pairs = self._pairs(func_ir, forest, du, facts, refused)
-                rebuild = False
-            if not pairs:
+            forest = LoopForest(func_ir.blocks)
+            du = DefUse(func_ir.blocks, scans)
+            touched: set[int] = set()
+            for l1, l2 in self._pairs(func_ir, forest, du, facts, refused):
+                if _footprint(l1) & touched or _footprint(l2) & touched:
+                    continue
+                plan = check(func_ir, forest, du, facts, state.flags, l1, l2)
+                if isinstance(plan, Missed):
+                    refused.add((l1.loop.header, l2.loop.header))
+                    emit.missed(plan.key, plan.loc, plan.message)
+                    continue
+                # All analysis has completed; start transforming.
+                before = dict(func_ir.blocks)
+                fuse(func_ir, forest, plan, fastmath=bool(state.flags.fastmath))
+                touched |= {label for label, block in before.items()
+                            if func_ir.blocks.get(label) is not block}
+                changed = True
+                emit.passed("Fused", l1.loc, f"the loop at line {l1.loc.line} is fused "
+                            f"into the loop at line {l2.loc.line} (both {l2.range_text})",
+                            first=l1.loc.line, second=l2.loc.line)
+                for c in plan.contractions:
+                    emit.passed("Contracted", c.store.loc, f"temporary '{c.array}' is "
+                                f"gone: its values go straight from line "
+                                f"{c.store.loc.line} to its reads", array=c.array)
+                for array, reason in plan.kept:
+                    emit.analysis("TemporaryKept", l2.loc, f"'{array}' stays an array: "
+                                  f"{reason}", array=array)
+            if not touched:
                 break
-            l1, l2 = pairs.pop(0)
-            plan = check(func_ir, forest, du, facts, state.flags, l1, l2)
-            if isinstance(plan, Missed):
-                refused.add((l1.loop.header, l2.loop.header))
-                emit.missed(plan.key, plan.loc, plan.message)
-                continue
-            rebuild = True
-            # All analysis has completed; start transforming.
-            fuse(func_ir, plan, fastmath=bool(state.flags.fastmath))
-            changed = True
-            emit.passed("Fused", l1.loc, f"the loop at line {l1.loc.line} is fused into "
-                        f"the loop at line {l2.loc.line} (both {l2.range_text})",
-                        first=l1.loc.line, second=l2.loc.line)
-            for c in plan.contractions:
-                emit.passed("Contracted", c.store.loc, f"temporary '{c.array}' is gone: "
-                            f"its values go straight from line {c.store.loc.line} to "
-                            f"its reads", array=c.array)
-            for array, reason in plan.kept:
-                emit.analysis("TemporaryKept", l2.loc, f"'{array}' stays an array: "
-                              f"{reason}", array=array)
         if changed:
             irbuild.finish_untyped_edit(func_ir)
         return changed
