@@ -154,6 +154,16 @@ class FuseReduceOptions(_Validated):
         "numba's.  ``fastmath=True`` implies it.",
         kind=bool,
     )
+    vector_exp: bool = _option(
+        True,
+        "Compute ``np.exp`` of float64 values in a 1-D fused expression with "
+        "a vectorised port of the C library's ``exp``, a block of elements at "
+        "a time: bit-identical to stock numba, and used only if a self-test "
+        "(run once per process) finds it so on this machine; else, and when "
+        "``False``, one scalar ``exp`` call per element as before. "
+        "Env: NUMBA_LOOPOPT_VECTOR_EXP.",
+        kind=bool,
+    )
 
 
 def _coerce_pass_options(cls: type, value: Any, name: str):
@@ -284,6 +294,9 @@ class Options(_Validated):
             value = flag(var)
             if value is not None:
                 opts = opts.replace(**{attr: value})
+        vector_exp = flag("NUMBA_LOOPOPT_VECTOR_EXP")
+        if vector_exp is not None:
+            opts = opts.replace(fuse_reduce=opts.fuse_reduce.replace(vector_exp=vector_exp))
         return opts
 
 

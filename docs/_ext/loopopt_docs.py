@@ -49,6 +49,10 @@ ENVIRONMENT = {
     "NUMBA_LOOPOPT_WARNINGS": (
         "Overrides the ``warn_missed`` option: report every missed optimisation "
         "as a ``NumbaPerformanceWarning``."),
+    "NUMBA_LOOPOPT_VECTOR_EXP": (
+        "Overrides the ``fuse_reduce.vector_exp`` option: ``0`` keeps the "
+        "scalar ``exp`` call per element in fused kernels "
+        "(:doc:`passes/fuse_reduce`)."),
     "NUMBA_LOOPOPT_PYTENSOR": (
         "Enable the PyTensor integration (:doc:`pytensor`) with default "
         "options when ``numba_loopopt`` is imported; PyTensor's numba backend "

@@ -29,11 +29,19 @@ for ``min``/``max``/``argmin``/``argmax``, complex numbers compare
 lexicographically, ``ValueError`` on an empty ``min``/``max``/``argmin``/
 ``argmax``, NaN for an empty ``mean``, the broadcast ``ValueError``.  So results
 are bit-identical to stock numba (with ``fastmath`` both may reassociate).
+
+``np.exp`` of float64s in a 1-D expression of float64s: unless the option
+``vector_exp`` is off or :func:`numba_loopopt.vecmath.vector_exp_available`
+finds the port not bit-identical to this process's ``exp``, the kernel
+(:func:`kernel_source_blocked`) computes the elements a block at a time with
+the vectorisable port, recomputes those whose ``exp`` arguments are off its
+main path with numba's own element, and reduces each block in order.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import threading
 
 import numba
@@ -48,6 +56,7 @@ from numba.np.ufunc.array_exprs import (
     _legalize_parameter_names,
 )
 
+from .. import vecmath
 from ..analysis.defuse import DefUse
 from ..irbuild import fresh, with_body
 from ..pipeline import LoopOptPass
@@ -235,6 +244,77 @@ def element_kernel(expr: ir.Expr, fastmath):
     return numba.njit(error_model="numpy", fastmath=fastmath)(namespace["_element"]), names
 
 
+def exp_calls(tree, typemap, typingctx) -> tuple[int, int] | None:
+    """``(number of np.exp calls, how many of them take a float64)`` in an
+    ``arrayexpr`` tree, typing its nodes on the operands' scalar types as
+    numba types the element kernel; None if a node does not type."""
+    counts = [0, 0]
+
+    def scalar(node):
+        if isinstance(node, ir.Var):
+            ty = typemap[node.name]
+            return ty.dtype if isinstance(ty, types.Array) else ty
+        if isinstance(node, ir.Const):
+            return numba.typeof(node.value)
+        op, args = node
+        argtys = tuple(scalar(arg) for arg in args)
+        if op is np.exp:
+            counts[0] += 1
+            counts[1] += argtys == (types.float64,)
+        fnty = typingctx.resolve_value_type(op)
+        return typingctx.resolve_function_type(fnty, argtys, {}).return_type
+
+    try:
+        scalar(tree)
+    except Exception:  # noqa: BLE001 - untypable here: no vector exp
+        return None
+    return counts[0], counts[1]
+
+
+class _VectorExp(ast.NodeTransformer):
+    """Replaces the calls of ``np.exp`` in an element's AST by
+    :func:`~numba_loopopt.vecmath.vexp` and collects their (rewritten)
+    arguments."""
+
+    def __init__(self, namespace):
+        self.namespace = namespace
+        self.arguments: list[ast.expr] = []
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and self.namespace.get(node.func.id) is np.exp \
+                and len(node.args) == 1 and not node.keywords:
+            self.arguments.append(node.args[0])
+            return ast.Call(ast.Name("_vexp", ast.Load()), node.args, [])
+        return node
+
+
+def vector_element_kernel(expr: ir.Expr, fastmath):
+    """A scalar kernel besides :func:`element_kernel`'s, with its parameters,
+    returning ``(element, ok)``: the element with each ``np.exp`` computed by
+    the vectorisable port (exact only on its main path), and whether every
+    such ``exp``'s argument is on the main path (the element is then exactly
+    numba's)."""
+    params = sorted(set(expr.list_vars()), key=lambda var: var.name)
+    with _legalize_parameter_names(params) as legal:
+        module = ast.parse("def _element(): return", "<numba_loopopt>", "exec")
+        module.body[0].args.args = [ast.arg(p, None) for p in legal]
+        value, namespace = _arr_expr_to_ast(expr.expr)
+        rewrite = _VectorExp(namespace)
+        value = rewrite.visit(value)
+        tests = [ast.Call(ast.Name("_vexp_ok", ast.Load()), [copy.deepcopy(arg)], [])
+                 for arg in rewrite.arguments] or [ast.Constant(True)]
+        ok = tests[0]
+        for test in tests[1:]:
+            ok = ast.BinOp(ok, ast.BitAnd(), test)
+        module.body[0].body[0].value = ast.Tuple([value, ok], ast.Load())
+        ast.fix_missing_locations(module)
+        _fix_invalid_lineno_ranges(module)
+    namespace.update(_vexp=vecmath.vexp, _vexp_ok=vecmath.vexp_ok)
+    exec(compile(module, "<numba_loopopt>", "exec"), namespace)
+    return numba.njit(error_model="numpy", fastmath=fastmath)(namespace["_element"])
+
+
 _EMPTY = {"min": "zero-size array to reduction operation minimum which has no "
                  "identity",
           "max": "zero-size array to reduction operation maximum which has no "
@@ -386,6 +466,81 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
     return "\n".join(lines) + "\n"
 
 
+#: Reductions of a float block computed by vecmath's exact block functions.
+_BLOCK_EXTREMES = {"max": "_BLOCK_MAX", "min": "_BLOCK_MIN"}
+
+
+def kernel_source_blocked(kinds: list[str], array_args: list[bool],
+                          family: str = "float", materialise: bool = False,
+                          block: int = vecmath.BLOCK) -> str:
+    """:func:`kernel_source` (1-D, not a gather) with the elements computed a
+    block of ``block`` at a time into a stack buffer (no NRT allocation) by
+    ``_element_vec`` (:func:`vector_element_kernel`: each ``np.exp`` by the
+    vectorisable port; LLVM vectorises this loop), then the few whose ``exp``
+    arguments are off the port's main path again by ``_element`` itself, so
+    every element has numba's bits.  The reductions then consume the block in
+    order, as in :func:`kernel_source`: ``sum``/``prod``/``mean`` keep their
+    sequential accumulation; a float ``max``/``min`` scans the block with
+    ``_BLOCK_MAX``/``_BLOCK_MIN`` (several running extremes, exact fix-ups
+    for zeros and the first NaN).  The broadcasting loop (an operand of
+    length 1) is :func:`kernel_source`'s, unchanged."""
+    n_args = len(array_args)
+    plain = kernel_source(kinds, array_args, gather=False, family=family,
+                          materialise=materialise).split("\n")
+    # Reuse the plain kernel's head (broadcast, empty check, set-up) and its
+    # broadcasting loop; replace its first loop.
+    arrays = [k for k, is_array in enumerate(array_args) if is_array]
+    cond = " and ".join(f"L{k} == n" for k in arrays)
+    split = plain.index(f"    if {cond}:")
+    head, tail = plain[:split], plain[plain.index("    else:", split):]
+
+    def call(fn, index):
+        return "{}({})".format(fn, ", ".join(
+            f"a{k}[{index}]" if array_args[k] else f"a{k}" for k in range(n_args)))
+
+    codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
+    if materialise:
+        codes.insert(0, ([], "out[i] = v", ["out[i] = v"], [], []))
+    extremes = [j + materialise for j, kind in enumerate(kinds) if kind in _EXTREMES]
+    blocked = {j + materialise: _BLOCK_EXTREMES[kind] for j, kind in enumerate(kinds)
+               if kind in _BLOCK_EXTREMES and family == "float"}
+    lines = head + [f"    if {cond}:",
+                    f"        buf = _carray(_stack_buffer({block}), {block})"]
+    first = "0"
+    if extremes:
+        lines += [f"        v = _V(_OUT({call('_element', '0')}))", "        i = 0"]
+        for j, (_, update, peel, *_) in enumerate(codes):
+            source = peel if j in extremes else update.split("\n")
+            lines += ["        " + line for line in source]
+        first = "1"
+    lines += [f"        for s in range({first}, n, {block}):",
+              f"            cnt = min({block}, n - s)",
+              "            bad = False",
+              "            for j in range(cnt):",
+              "                u = np.uint64(s + j)",
+              f"                e, ok = {call('_element_vec', 'u')}",
+              "                bad |= not ok",
+              "                buf[j] = _OUT(e)",
+              "            if bad:",
+              "                for j in range(cnt):",
+              "                    u = np.uint64(s + j)",
+              f"                    e, ok = {call('_element_vec', 'u')}",
+              "                    if not ok:",
+              f"                        buf[j] = _OUT({call('_element', 'u')})"]
+    for j, fn in blocked.items():
+        r = j - materialise
+        lines.append(f"            m{r}, d{r}, nan{r} = {fn}(buf, cnt, m{r}, d{r}, nan{r})")
+    rest = [code for j, code in enumerate(codes) if j not in blocked]
+    if rest:
+        lines += ["            for j in range(cnt):",
+                  "                i = s + j",
+                  "                v = _V(buf[j])"]
+        for _, update, *_ in rest:
+            lines += ["                " + line for line in update.split("\n")]
+        lines += _on_nan(rest, "                ")
+    return "\n".join(lines + tail) + "\n"
+
+
 def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
                      family: str = "float", materialise: bool = False,
                      gather: bool = False, ranks: list[int] | None = None) -> str:
@@ -514,7 +669,9 @@ class FuseReductions(LoopOptPass):
             if isinstance(found, Missed):
                 emit.missed(found.key, found.loc, found.message)
                 continue
-            self._fuse(state, source, reductions, *found, reassociate=options.reassociate)
+            note = self._fuse(state, source, reductions, *found,
+                              reassociate=options.reassociate,
+                              vector_exp=options.vector_exp)
             changed = True
             kinds = ", ".join(r.describe() for _, r in reductions)
             what = f"'{source}'" if not source.startswith("$") else "the array"
@@ -522,15 +679,24 @@ class FuseReductions(LoopOptPass):
                    if found[3] else "without materialising it")
             if options.reassociate and not state.flags.fastmath:
                 how += " (accumulations reassociated: reassociate=True)"
+            extra = {}
+            if note is not None:
+                how += f"; {note[1]}"
+                extra["vector_exp"] = note[0]
             emit.passed("Fused", reductions[0][1].stmt.loc,
                         f"{kinds} of {what} computed in one loop with its "
-                        f"{found[0]}, {how}", reductions=kinds)
+                        f"{found[0]}, {how}", reductions=kinds, **extra)
         if changed:
             func_ir._definitions = build_definitions(func_ir.blocks)
         return changed
 
     @staticmethod
-    def _fuse(state, source, reductions, kind, value, site, escapes, reassociate=False):
+    def _fuse(state, source, reductions, kind, value, site, escapes, reassociate=False,
+              vector_exp=True):
+        """Replace the expression and its reductions by the fused kernel's
+        call.  Returns None, or for an expression that calls ``np.exp`` on
+        float64s ``(whether the vectorised exp is used, a note saying so or
+        why not)``."""
         func_ir, typemap, calltypes = state.func_ir, state.typemap, state.calltypes
         flags = state.flags
         fastmath = flags.fastmath.flags if flags.fastmath else False
@@ -538,12 +704,21 @@ class FuseReductions(LoopOptPass):
         reds = [r for _, r in sorted(reductions, key=lambda x: x[1].index)]
         dtype = typemap[source].dtype
         family = element_family(dtype)
+        note = extra = None
         if kind == "arrayexpr":
             element, names = element_kernel(value, fastmath or False)
             array_args = [isinstance(typemap[n], types.Array) for n in names]
             ranks = [getattr(typemap[n], "ndim", 0) for n in names]
             ndim = typemap[source].ndim
-            if ndim == 1 and all(r.axis is None for r in reds):
+            note = _vector_exp_decision(value, typemap, state.typingctx, dtype, ndim,
+                                        reds, vector_exp)
+            if note is not None and note[0]:
+                extra = {"_element_vec": vector_element_kernel(value, fastmath or False),
+                         "_carray": numba.carray, "_stack_buffer": vecmath.stack_buffer,
+                         "_BLOCK_MAX": vecmath.block_max, "_BLOCK_MIN": vecmath.block_min}
+                src = kernel_source_blocked(kinds, array_args, family=family,
+                                            materialise=escapes)
+            elif ndim == 1 and all(r.axis is None for r in reds):
                 src = kernel_source(kinds, array_args, gather=False, family=family,
                                     materialise=escapes)
             else:
@@ -569,6 +744,8 @@ class FuseReductions(LoopOptPass):
             if r.kind == "mean":
                 constants[f"_NAN{j}"] = rty(complex("nan+nanj") if family == "complex"
                                             else np.nan)
+        if extra:
+            constants.update(extra)
         disp = fused_kernel(src, element, flags, constants, reassociate)
         block = func_ir.blocks[site.label]
         scope, loc = block.scope, site.stmt.loc
@@ -609,3 +786,26 @@ class FuseReductions(LoopOptPass):
         func_ir.blocks[site.label] = with_body(block, body)
         if not escapes:
             typemap.pop(source, None)
+        return note
+
+
+def _vector_exp_decision(value, typemap, typingctx, dtype, ndim, reds,
+                         enabled) -> tuple[bool, str] | None:
+    """Whether the fused kernel computes ``np.exp`` with the vectorised port
+    (:mod:`numba_loopopt.vecmath`), and the remark's note; None when the
+    expression has no ``np.exp`` of float64s (nothing to say)."""
+    counts = exp_calls(value.expr, typemap, typingctx)
+    if counts is None or counts[1] == 0:
+        return None
+    if not enabled:
+        return False, "np.exp not vectorised: fuse_reduce.vector_exp is off"
+    if ndim != 1 or any(r.axis is not None for r in reds):
+        return False, "np.exp not vectorised: the expression is not 1-D"
+    if dtype != types.float64:
+        return False, f"np.exp not vectorised: the elements are {dtype}, not float64"
+    available, why = vecmath.vector_exp_status()
+    if not available:
+        return False, f"np.exp not vectorised: {why}"
+    return True, (f"np.exp vectorised ({counts[1]} call{'s' * (counts[1] > 1)}, "
+                  f"blocks of {vecmath.BLOCK} elements; the vectorised exp was "
+                  f"{why})")
