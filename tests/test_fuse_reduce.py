@@ -439,3 +439,31 @@ def test_refusals_say_why(kernel, make_args, key):
     on, _ = ir_after(kernel, sig, PASS)
     off, _ = ir_after(kernel, sig, PASS, options={"fuse_reduce": False})
     assert on == off
+
+
+def many_reductions(a, b):
+    acc = 0.0
+    acc += np.sum(a * 1.0 + b)
+    acc += np.sum(a * 2.0 + b)
+    acc += (a * 3.0 - b).max()
+    acc += np.sum(a * 4.0 + b)
+    acc += (a * 5.0 + b).min()
+    acc += np.sum(a * 6.0 + b)
+    acc += np.sum(a * 7.0 + b)
+    acc += np.sum(a * 8.0 + b)
+    acc += np.sum(a * 9.0 + b)
+    acc += np.sum(a * 10.0 + b)
+    acc += np.sum(a * 11.0 + b)
+    acc += np.sum(a * 12.0 + b)
+    return acc
+
+
+def test_every_reduction_of_a_long_block_is_fused():
+    """Regression: the reductions' positions were taken before any fusion, so
+    after the first few fusions in a block the statements 'between' an
+    expression and its reduction were the wrong ones (here: an earlier fused
+    kernel's call, refused as InputMayBeWritten)."""
+    rng = np.random.default_rng(3)
+    for n in (1, 9, 100):
+        disp = run_both(many_reductions, rng.random(n), rng.random(n))
+    assert remark_keys(disp) == ["Fused"] * 12, lo.remarks(disp)

@@ -182,7 +182,9 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
                       "expression", first.loc)
     block = func_ir.blocks[site.label]
     reds = {id(r.stmt) for _, r in reductions}
-    last = max(r.index for _, r in reductions)
+    # Where the reductions are now: an earlier fusion in this block has moved
+    # them (find_reductions' indices are from before any).
+    last = max(k for k, stmt in enumerate(block.body) if id(stmt) in reds)
     escapes = None
     for use in du.uses.get(source, ()):
         stmt = use.stmt
