@@ -18,7 +18,10 @@ Kernels are generated source text (``exec``), ``N`` units each:
 * ``pairs``: ``N`` pairs "fill ``t_k``, then sum it" (fuse-loops fuses each pair
   and removes ``t_k``);
 * ``calls``: ``N`` calls to a small ``@numba.njit`` helper (the inline pass
-  inlines them until its ``max_growth`` budget is spent).
+  inlines them until its ``max_growth`` budget is spent);
+* ``reductions``: ``N`` statements ``acc += np.sum(a * k + a)``, each ``k``
+  different (fuse-reduce fuses each into a kernel of its own; equal
+  expressions would share one).
 
 For each kernel and size, a fresh function is built and compiled (``.compile``
 of a fresh dispatcher, so nothing is reused between measurements) with stock
@@ -101,6 +104,12 @@ def _pairs(n: int) -> list[str]:
     return lines
 
 
+def _reductions(n: int) -> list[str]:
+    # A different constant each: every expression is distinct, so no kernel is
+    # shared (equal expressions share one compiled kernel per process).
+    return [f"    acc += np.sum(a * {k + 1}.0 + a)" for k in range(n)]
+
+
 def _calls(n: int) -> list[str]:
     return [f"    acc += helper(a[{k} % n], {k % 7}.0)" for k in range(n)]
 
@@ -112,6 +121,7 @@ KINDS: dict[str, tuple[str, Callable[[int], list[str]]]] = {
     "stmts": ("pair of statements", _stmts),
     "pairs": ("fusable loop pair", _pairs),
     "calls": ("call to an @njit helper", _calls),
+    "reductions": ("fused reduction of an expression", _reductions),
 }
 
 

@@ -276,3 +276,24 @@ def test_a_chain_fuses_into_one_loop_in_rounds(monkeypatch):
     assert keys.count("Fused") == 4, keys
     dump, _ = ir_after(chain_of_five, (F8, F8), "loopopt_fuse_loops")
     assert dump.count("iternext") == 1, dump
+
+
+def test_equal_expressions_share_one_compiled_kernel():
+    """fuse-reduce compiles one element function (and one fused kernel) per
+    distinct expression text, whatever the parameter names numba chose."""
+    import numba_loopopt.transforms.fuse_reduce as fr
+
+    def first(a, b):
+        return np.sum(a * 2.5 + b)
+
+    def second(x, y):
+        return np.sum(x * 2.5 + y) + np.sum(x * 2.5 + y)
+
+    before = len(fr._ELEMENTS)
+    arrays = (np.arange(5.0), np.ones(5))
+    run_both(first, *arrays)
+    assert len(fr._ELEMENTS) == before + 1
+    disp = run_both(second, *arrays)
+    assert len(fr._ELEMENTS) == before + 1
+    keys = [r.key for r in lo.remarks(disp)[next(iter(lo.remarks(disp)))]]
+    assert keys == ["Fused", "Fused"], keys

@@ -242,8 +242,45 @@ def element_kernel(expr: ir.Expr, fastmath):
         module.body[0].args.args = [ast.arg(p, None) for p in legal]
         module.body[0].body[0].value, namespace = _arr_expr_to_ast(expr.expr)
         _fix_invalid_lineno_ranges(module)
-    exec(compile(module, "<numba_loopopt>", "exec"), namespace)
-    return numba.njit(error_model="numpy", fastmath=fastmath)(namespace["_element"]), names
+    return _compiled_element(module, namespace, fastmath), names
+
+
+#: Elements and kernels are called from compiled code only: numba need not
+#: build (and compile) their CPython and cfunc wrappers, a good part of a
+#: small function's compile time.
+_JITTED_CALLERS_ONLY = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+
+_ELEMENTS: dict = {}
+_ELEMENTS_LOCK = threading.Lock()
+
+
+def _compiled_element(module: ast.Module, namespace: dict, fastmath):
+    """The dispatcher of the element function ``module`` defines, shared by
+    every expression with the same text, globals and flags: the same
+    expression in several places (or functions) is compiled once, and so is
+    the fused kernel around it (:func:`fused_kernel` keys on the element)."""
+    # numba's legal parameter names come from a process-wide counter: number
+    # them from 0 so that equal expressions have equal text.
+    args = module.body[0].args.args
+    rename = {arg.arg: f"_p{k}" for k, arg in enumerate(args)}
+    for node in ast.walk(module):
+        if isinstance(node, ast.Name) and node.id in rename:
+            node.id = rename[node.id]
+    for arg in args:
+        arg.arg = rename[arg.arg]
+    key = (ast.dump(module), tuple(sorted((k, id(v)) for k, v in namespace.items())),
+           repr(fastmath))
+    with _ELEMENTS_LOCK:
+        disp = _ELEMENTS.get(key)
+        if disp is None:
+            keep = dict(namespace)
+            exec(compile(module, "<numba_loopopt>", "exec"), namespace)
+            disp = numba.njit(error_model="numpy", fastmath=fastmath,
+                              **_JITTED_CALLERS_ONLY)(namespace["_element"])
+            # The key holds ids: keep the objects alive with the dispatcher.
+            _ELEMENTS[key] = disp
+            disp._loopopt_globals = keep
+    return disp
 
 
 def exp_calls(tree, typemap, typingctx) -> tuple[int, int] | None:
@@ -313,8 +350,7 @@ def vector_element_kernel(expr: ir.Expr, fastmath):
         ast.fix_missing_locations(module)
         _fix_invalid_lineno_ranges(module)
     namespace.update(_vexp=vecmath.vexp, _vexp_ok=vecmath.vexp_ok)
-    exec(compile(module, "<numba_loopopt>", "exec"), namespace)
-    return numba.njit(error_model="numpy", fastmath=fastmath)(namespace["_element"])
+    return _compiled_element(module, namespace, fastmath)
 
 
 _EMPTY = {"min": "zero-size array to reduction operation minimum which has no "
@@ -645,7 +681,8 @@ def fused_kernel(source: str, element, flags, constants: dict, reassociate=False
             if reassociate and not fastmath:
                 fastmath = {"reassoc"}
             disp = numba.njit(boundscheck=bool(flags.boundscheck), fastmath=fastmath or False,
-                              error_model=flags.error_model)(namespace["_fused"])
+                              error_model=flags.error_model,
+                              **_JITTED_CALLERS_ONLY)(namespace["_fused"])
             _KERNELS[key] = disp
     return disp
 
