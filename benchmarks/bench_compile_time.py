@@ -24,7 +24,8 @@ Kernels are generated source text (``exec``), ``N`` units each:
   expressions would share one).
 
 For each kernel and size, a fresh function is built and compiled (``.compile``
-of a fresh dispatcher, so nothing is reused between measurements) with stock
+of a fresh dispatcher, and fuse-reduce's process-wide kernels forgotten, so
+nothing is reused between measurements) with stock
 ``numba.njit`` and with ``numba_loopopt.jit``, interleaved, and each keeps its
 minimum.  Times are **CPU seconds of the process** (``time.process_time``):
 compilation is single-threaded, and on a shared machine CPU time is far less
@@ -61,6 +62,7 @@ from numba import types
 
 import numba_loopopt as lo
 from numba_loopopt.pipeline import LoopOptPass
+from numba_loopopt.transforms import fuse_reduce
 
 SIGNATURE = (types.float64[::1], types.int64)
 TARGET = 1.2
@@ -168,6 +170,10 @@ def compile_once(kind: str, n: int, decorate, collect: bool = False) -> dict:
     ``collect``: a full collection lands in whichever pass happens to allocate
     at that moment, which blurs the passes' times."""
     disp = build(kind, n, decorate)
+    # fuse-reduce compiles one kernel per distinct expression and keeps it for
+    # the process: forget them, so that every compilation is a cold one.
+    fuse_reduce._ELEMENTS.clear()
+    fuse_reduce._KERNELS.clear()
     _pass_times.clear()
     gc.collect()
     if not collect:

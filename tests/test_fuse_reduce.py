@@ -467,3 +467,31 @@ def test_every_reduction_of_a_long_block_is_fused():
     for n in (1, 9, 100):
         disp = run_both(many_reductions, rng.random(n), rng.random(n))
     assert remark_keys(disp) == ["Fused"] * 12, lo.remarks(disp)
+
+
+def reduce_the_operand_after(a):
+    t = a * 2.0
+    u = t + 1.0
+    return u.sum() + t.max()
+
+
+def reduce_the_operand_before(a):
+    t = a * 2.0
+    m = t.max()
+    u = t - 1.0
+    return m + u.sum()
+
+
+@pytest.mark.parametrize("kernel,keys", [
+    # u's kernel, a call, now runs between t's expression and t.max().
+    (reduce_the_operand_after, ["Fused", "InputMayBeWritten"]),
+    (reduce_the_operand_before, ["Fused", "Fused"]),
+])
+def test_an_expression_over_another_fused_expression(kernel, keys):
+    """The def-use facts are shared by the candidates of a function until a
+    fusion touches a candidate's array: here the second candidate reads (or
+    is read by) the first, so it is judged on new facts."""
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 100):
+        disp = run_both(kernel, rng.random(n))
+    assert remark_keys(disp) == keys, lo.remarks(disp)

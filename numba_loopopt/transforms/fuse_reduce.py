@@ -182,9 +182,14 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
                       "expression", first.loc)
     block = func_ir.blocks[site.label]
     reds = {id(r.stmt) for _, r in reductions}
-    # Where the reductions are now: an earlier fusion in this block has moved
-    # them (find_reductions' indices are from before any).
-    last = max(k for k, stmt in enumerate(block.body) if id(stmt) in reds)
+    # Where the expression and the reductions are now: an earlier fusion in
+    # this block has moved them (find_reductions' indices, and the def-use
+    # facts' if they were built before it, are from before).
+    at = {id(stmt): k for k, stmt in enumerate(block.body)}
+    if id(site.stmt) not in at or not reds <= at.keys():
+        return Missed("SourceNotFusable", "the expression or a reduction was "
+                      "rewritten", first.loc)
+    start, last = at[id(site.stmt)], max(at[r] for r in reds)
     escapes = None
     for use in du.uses.get(source, ()):
         stmt = use.stmt
@@ -199,7 +204,7 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
         return Missed("IntermediateEscapes", f"'{source}' is also used at line "
                       f"{escapes.loc.line} and has type {ty}, which the fused loop "
                       "does not build", escapes.loc)
-    for stmt in block.body[site.index + 1:last]:
+    for stmt in block.body[start + 1:last]:
         if id(stmt) in reds:
             continue
         if isinstance(stmt, (ir.SetItem, ir.StaticSetItem, ir.SetAttr)) or (
@@ -702,15 +707,29 @@ class FuseReductions(LoopOptPass):
             return False
         func_ir._definitions = build_definitions(func_ir.blocks)
         changed = False
+        # One def-use build serves every candidate whose names no fusion so
+        # far has touched (a fusion replaces statements of its own block
+        # only); a candidate that reads or is read by an earlier fused
+        # expression gets a new one.  A build per candidate was quadratic in
+        # the number of reductions.
+        du, touched = None, set()
         for source, reductions in candidates.items():
-            du = DefUse(func_ir.blocks)
+            if du is None or source in touched:
+                du, touched = DefUse(func_ir.blocks), set()
             found = match(func_ir, du, typemap, source, reductions)
             if isinstance(found, Missed):
                 emit.missed(found.key, found.loc, found.message)
                 continue
+            label = found[2].label
+            before = func_ir.blocks[label].body
             note = self._fuse(state, source, reductions, *found,
                               reassociate=options.reassociate,
                               vector_exp=options.vector_exp)
+            after = func_ir.blocks[label].body
+            kept = {id(stmt) for stmt in before} & {id(stmt) for stmt in after}
+            for stmt in before + after:
+                if id(stmt) not in kept:
+                    touched.update(var.name for var in stmt.list_vars())
             changed = True
             kinds = ", ".join(r.describe() for _, r in reductions)
             what = f"'{source}'" if not source.startswith("$") else "the array"
