@@ -237,15 +237,21 @@ def _is_gather(typemap, value) -> bool:
             and isinstance(idx, types.Array) and isinstance(idx.dtype, types.Integer))
 
 
-def element_kernel(expr: ir.Expr, fastmath):
+def element_kernel(expr: ir.Expr, fastmath, returns=None):
     """numba's own scalar kernel for an ``arrayexpr`` (as its lowering builds
-    it), and the variables it takes, in order."""
+    it), and the variables it takes, in order.  ``returns(value, namespace)``,
+    if given, makes the function's return expression from the element's AST
+    (and may add globals to ``namespace``)."""
     params = sorted(set(expr.list_vars()), key=lambda var: var.name)
     names = [var.name for var in params]
     with _legalize_parameter_names(params) as legal:
         module = ast.parse("def _element(): return", "<numba_loopopt>", "exec")
         module.body[0].args.args = [ast.arg(p, None) for p in legal]
-        module.body[0].body[0].value, namespace = _arr_expr_to_ast(expr.expr)
+        value, namespace = _arr_expr_to_ast(expr.expr)
+        if returns is not None:
+            value = returns(value, namespace)
+        module.body[0].body[0].value = value
+        ast.fix_missing_locations(module)
         _fix_invalid_lineno_ranges(module)
     return _compiled_element(module, namespace, fastmath), names
 
@@ -339,11 +345,8 @@ def vector_element_kernel(expr: ir.Expr, fastmath):
     the vectorisable port (exact only on its main path), and whether every
     such ``exp``'s argument is on the main path (the element is then exactly
     numba's)."""
-    params = sorted(set(expr.list_vars()), key=lambda var: var.name)
-    with _legalize_parameter_names(params) as legal:
-        module = ast.parse("def _element(): return", "<numba_loopopt>", "exec")
-        module.body[0].args.args = [ast.arg(p, None) for p in legal]
-        value, namespace = _arr_expr_to_ast(expr.expr)
+
+    def returns(value, namespace):
         rewrite = _VectorExp(namespace)
         value = rewrite.visit(value)
         tests = [ast.Call(ast.Name("_vexp_ok", ast.Load()), [copy.deepcopy(arg)], [])
@@ -351,11 +354,10 @@ def vector_element_kernel(expr: ir.Expr, fastmath):
         ok = tests[0]
         for test in tests[1:]:
             ok = ast.BinOp(ok, ast.BitAnd(), test)
-        module.body[0].body[0].value = ast.Tuple([value, ok], ast.Load())
-        ast.fix_missing_locations(module)
-        _fix_invalid_lineno_ranges(module)
-    namespace.update(_vexp=vecmath.vexp, _vexp_ok=vecmath.vexp_ok)
-    return _compiled_element(module, namespace, fastmath)
+        namespace.update(_vexp=vecmath.vexp, _vexp_ok=vecmath.vexp_ok)
+        return ast.Tuple([value, ok], ast.Load())
+
+    return element_kernel(expr, fastmath, returns)[0]
 
 
 _EMPTY = {"min": "zero-size array to reduction operation minimum which has no "
@@ -451,6 +453,31 @@ def _epilogue(codes, kinds: list[str], materialise: bool) -> list[str]:
     return lines + [f"    return {results}" + ("," if len(kinds) + materialise > 1 else "")]
 
 
+def _codes(kinds: list[str], family: str, materialise: bool) -> tuple[list, list[int]]:
+    """Each reduction's code (:func:`_reduction_code`), the materialising store
+    first when there is one, and the positions of the extremes among them."""
+    codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
+    if materialise:
+        codes.insert(0, ([], "out[i] = v", ["out[i] = v"], [], []))
+    return codes, [j + materialise for j, kind in enumerate(kinds) if kind in _EXTREMES]
+
+
+def _peeled(codes, extremes: list[int], first: str) -> list[str]:
+    """The peeled first element ``first`` (n > 0 here: an empty min/max
+    raised), which starts every scan, as in numba's min/max."""
+    lines = [f"        v = {first}", "        i = 0"]
+    for j, (_, update, peel, *_) in enumerate(codes):
+        source = peel if j in extremes else update.split("\n")
+        lines += ["        " + line for line in source]
+    return lines
+
+
+def _element_call(fn: str, array_args: list[bool], index: str) -> str:
+    """``fn`` applied to every operand, the arrays at ``index``."""
+    return "{}({})".format(fn, ", ".join(
+        f"a{k}[{index}]" if is_array else f"a{k}" for k, is_array in enumerate(array_args)))
+
+
 def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
                   family: str = "float", materialise: bool = False) -> str:
     """Python source of the fused loop for reductions ``kinds`` of elements of
@@ -470,8 +497,7 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
         same = " and ".join(f"L{k} == n" for k in arrays)
 
         def plain(i):
-            return "_V(_OUT(_element({})))".format(", ".join(
-                f"a{k}[{i}]" if array_args[k] else f"a{k}" for k in range(n_args)))
+            return f"_V(_OUT({_element_call('_element', array_args, i)}))"
 
         def wrapped(i):
             return "_V(_OUT(_element({})))".format(", ".join(
@@ -484,22 +510,14 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
         # Allocated where stock numba allocates the expression's result, after
         # the broadcast check, before any reduction can raise.
         lines.append("    out = np.empty(n, _OUT)")
-    codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
-    if materialise:
-        codes.insert(0, ([], "out[i] = v", ["out[i] = v"], [], []))
+    codes, extremes = _codes(kinds, family, materialise)
     for setup, *_ in codes:
         lines += ["    " + line for line in setup]
-    extremes = [j + materialise for j, kind in enumerate(kinds) if kind in _EXTREMES]
     for index, (cond, element) in enumerate(loops):
         lines.append(f"    if {cond}:" if index == 0 else "    else:")
         start = "0"
         if extremes:
-            # Peel the first element (n > 0 here: an empty min/max raised):
-            # it starts every scan, as in numba's min/max.
-            lines += [f"        v = {element('0')}", "        i = 0"]
-            for j, (_, update, peel, *_) in enumerate(codes):
-                source = peel if j in extremes else update.split("\n")
-                lines += ["        " + line for line in source]
+            lines += _peeled(codes, extremes, element("0"))
             start = "1"
         lines += [f"        for i in range({start}, n):", f"            v = {element('i')}"]
         for _, update, *_ in codes:
@@ -527,7 +545,6 @@ def kernel_source_blocked(kinds: list[str], array_args: list[bool],
     ``_BLOCK_MAX``/``_BLOCK_MIN`` (several running extremes, exact fix-ups
     for zeros and the first NaN).  The broadcasting loop (an operand of
     length 1) is :func:`kernel_source`'s, unchanged."""
-    n_args = len(array_args)
     plain = kernel_source(kinds, array_args, gather=False, family=family,
                           materialise=materialise).split("\n")
     # Reuse the plain kernel's head (broadcast, empty check, set-up) and its
@@ -538,23 +555,16 @@ def kernel_source_blocked(kinds: list[str], array_args: list[bool],
     head, tail = plain[:split], plain[plain.index("    else:", split):]
 
     def call(fn, index):
-        return "{}({})".format(fn, ", ".join(
-            f"a{k}[{index}]" if array_args[k] else f"a{k}" for k in range(n_args)))
+        return _element_call(fn, array_args, index)
 
-    codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
-    if materialise:
-        codes.insert(0, ([], "out[i] = v", ["out[i] = v"], [], []))
-    extremes = [j + materialise for j, kind in enumerate(kinds) if kind in _EXTREMES]
+    codes, extremes = _codes(kinds, family, materialise)
     blocked = {j + materialise: _BLOCK_EXTREMES[kind] for j, kind in enumerate(kinds)
                if kind in _BLOCK_EXTREMES and family == "float"}
     lines = head + [f"    if {cond}:",
                     f"        buf = _carray(_stack_buffer({block}), {block})"]
     first = "0"
     if extremes:
-        lines += [f"        v = _V(_OUT({call('_element', '0')}))", "        i = 0"]
-        for j, (_, update, peel, *_) in enumerate(codes):
-            source = peel if j in extremes else update.split("\n")
-            lines += ["        " + line for line in source]
+        lines += _peeled(codes, extremes, f"_V(_OUT({call('_element', '0')}))")
         first = "1"
     lines += [f"        for s in range({first}, n, {block}):",
               f"            cnt = min({block}, n - s)",
