@@ -219,13 +219,6 @@ class Row:
         return self.pass_total / self.size * 1e3
 
 
-def check_results(kind: str, n: int, stock, opt) -> None:
-    a = np.arange(8.0)
-    expected, got = stock(a, 8), opt(a, 8)
-    if expected != got:
-        raise AssertionError(f"{kind} N={n}: loopopt returned {got!r}, stock {expected!r}")
-
-
 def remark_counts(disp) -> dict[str, int]:
     counts: dict[str, int] = {}
     for sig_remarks in lo.remarks(disp).values():
@@ -235,9 +228,23 @@ def remark_counts(disp) -> dict[str, int]:
     return counts
 
 
+def _in_process(kind: str, n: int, name: str, collect: bool) -> dict:
+    """:func:`compile_once` with ``name``'s pipeline (``stock`` or ``opt``);
+    instead of the dispatcher, the compiled kernel's value on the check input
+    and loopopt's remark counts (the dispatcher is dropped, so that it does
+    not weigh on the next compilation)."""
+    deco = numba.njit if name == "stock" else lo.jit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = compile_once(kind, n, deco, collect)
+    disp = got.pop("disp")
+    got["value"] = float(disp(np.arange(8.0), 8))
+    got["remarks"] = remark_counts(disp) if name == "opt" else {}
+    return got
+
+
 def _isolated(kind: str, n: int, name: str, collect: bool) -> dict:
-    """:func:`compile_once` in a fresh process (see ``--isolate``), with the
-    compiled kernel's value on the check input instead of the dispatcher."""
+    """:func:`_in_process` in a fresh process (see ``--isolate``)."""
     cmd = [sys.executable, __file__, "--_one", f"{kind},{n},{name}"] + (
         ["--gc"] if collect else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -247,59 +254,35 @@ def _isolated(kind: str, n: int, name: str, collect: bool) -> dict:
 def _one(spec: str, collect: bool) -> int:
     kind, n, name = spec.split(",")
     _install_pass_timer()
-    deco = numba.njit if name == "stock" else lo.jit
-    build(kind, 2, deco).compile(SIGNATURE)  # numba's own first-compilation costs
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = compile_once(kind, int(n), deco, collect)
-    disp = got.pop("disp")
-    got["value"] = float(disp(np.arange(8.0), 8))
-    got["remarks"] = remark_counts(disp) if name == "opt" else {}
-    print(json.dumps(got))
+    # numba's own first-compilation costs, outside the measurement.
+    build(kind, 2, numba.njit if name == "stock" else lo.jit).compile(SIGNATURE)
+    print(json.dumps(_in_process(kind, int(n), name, collect)))
     return 0
 
 
 def measure(kind: str, n: int, repeats: int, collect: bool = False,
             isolate: bool = False) -> Row:
+    """Both pipelines' best of ``repeats`` compilations, interleaved; both
+    compiled kernels must return the same value on the check input."""
     row = Row(kind, n, repeats)
-    candidates = (("stock", numba.njit), ("opt", lo.jit))
-    if isolate:
-        values = {}
-        for r in range(repeats):
-            for name, _ in candidates if r % 2 == 0 else reversed(candidates):
-                got = _isolated(kind, n, name, collect)
-                values[name] = got["value"]
-                if name == "stock":
-                    row.stock = min(row.stock, got["cpu"])
-                    row.stock_wall = min(row.stock_wall, got["wall"])
-                else:
-                    if got["cpu"] < row.opt:
-                        row.passes = {p: got["passes"].get(p, 0.0) for p in PASSES}
-                    row.opt = min(row.opt, got["cpu"])
-                    row.opt_wall = min(row.opt_wall, got["wall"])
-                    row.remarks = got["remarks"]
-        if values["stock"] != values["opt"]:
-            raise AssertionError(f"{kind} N={n}: loopopt returned {values['opt']!r}, "
-                                 f"stock {values['stock']!r}")
-        return row
+    run = _isolated if isolate else _in_process
+    values = {}
     for r in range(repeats):
-        for name, deco in candidates if r % 2 == 0 else reversed(candidates):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                got = compile_once(kind, n, deco, collect)
+        for name in ("stock", "opt") if r % 2 == 0 else ("opt", "stock"):
+            got = run(kind, n, name, collect)
+            values[name] = got["value"]
             if name == "stock":
                 row.stock = min(row.stock, got["cpu"])
                 row.stock_wall = min(row.stock_wall, got["wall"])
-                stock_disp = got["disp"]
             else:
                 if got["cpu"] < row.opt:
                     row.passes = {p: got["passes"].get(p, 0.0) for p in PASSES}
                 row.opt = min(row.opt, got["cpu"])
                 row.opt_wall = min(row.opt_wall, got["wall"])
-                opt_disp = got["disp"]
-        if r == 0:
-            check_results(kind, n, stock_disp, opt_disp)
-            row.remarks = remark_counts(opt_disp)
+                row.remarks = got["remarks"]
+    if values["stock"] != values["opt"]:
+        raise AssertionError(f"{kind} N={n}: loopopt returned {values['opt']!r}, "
+                             f"stock {values['stock']!r}")
     return row
 
 
