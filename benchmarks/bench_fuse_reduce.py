@@ -27,6 +27,7 @@ import numpy as np
 from bench_while_to_range import interleaved_min
 
 import numba_loopopt as lo
+from numba_loopopt.bench import gather, hand_gather
 
 try:
     import numexpr
@@ -60,17 +61,6 @@ def hand_three(a, b):
         mx = max(mx, v)
         mn = min(mn, v)
     return s, mx, mn
-
-
-def gather(x, idx):
-    return x[idx].sum()
-
-
-def hand_gather(x, idx):
-    s = 0.0
-    for k in range(idx.shape[0]):
-        s += x[idx[k]]
-    return s
 
 
 def stream(a):

@@ -86,7 +86,7 @@ from numba.core.errors import NumbaPerformanceWarning
 
 from . import __version__
 from .decorator import jit
-from .demo import pytensor_scan, while_with_flag
+from .demo import fill_then_sum, pytensor_scan, while_with_flag
 from .remarks import RemarkKind, remarks
 
 QUICK_SIZES = (10**3, 10**4, 10**5, 10**6)
@@ -220,15 +220,8 @@ def hand_gather(x, idx):
     return s
 
 
-def two_loops(a, b, c):
-    n = a.shape[0]
-    tmp = np.empty(n)
-    for i in range(n):
-        tmp[i] = a[i] * b[i] + c[i]
-    s = 0.0
-    for i in range(n):
-        s += tmp[i]
-    return s
+#: The demo's kernel: fill a temporary in one loop, sum it in the next.
+two_loops = fill_then_sum
 
 
 def scan_args(n, rng):
