@@ -17,7 +17,7 @@ from numba_loopopt.analysis import effects
 from numba_loopopt.analysis.defuse import BlockScans, DefUse
 from numba_loopopt.analysis.loops import LoopForest
 from numba_loopopt.irbuild import with_body
-from numba_loopopt.testing import ir_after
+from numba_loopopt.testing import check, ir_after
 
 F8 = types.float64[::1]
 
@@ -276,6 +276,17 @@ def test_a_chain_fuses_into_one_loop_in_rounds(monkeypatch):
     assert keys.count("Fused") == 4, keys
     dump, _ = ir_after(chain_of_five, (F8, F8), "loopopt_fuse_loops")
     assert dump.count("iternext") == 1, dump
+    # One loop; t2 and t3 contracted (their allocations became shape checks),
+    # t1 kept: the fused loop also reads it.
+    check(dump, r"""
+        CHECK:     t1 = call
+        CHECK:     call $loopopt_check_shape
+        CHECK:     call $loopopt_check_shape
+        CHECK:     iternext
+        CHECK:     t1[{{.*}}] =
+        CHECK-NOT: iternext
+        CHECK:     return
+        """)
 
 
 def test_equal_expressions_share_one_compiled_kernel():

@@ -273,3 +273,24 @@ def test_no_note_without_float64_exp():
     disp = run_both(no_exp, *np.ones((2, 9)))
     (remark,) = lo.remarks(disp, disp.signatures[0])
     assert "vector_exp" not in remark.arguments and "np.exp" not in remark.message
+
+
+@needs_vector_exp
+def test_vector_exp_kernel_is_vectorised_in_llvm_ir():
+    """The fused kernel (linked into the function's module) computes the
+    elements into the stack block with vector fused multiply-adds; with the
+    option off there are none."""
+    from numba import types
+
+    from numba_loopopt.testing import check
+
+    sig = (types.float64[::1], types.float64[::1])
+    disp = lo.jit(exp_max)
+    disp.compile(sig)
+    check(disp.inspect_llvm(sig), f"""
+        CHECK: alloca [{vecmath.BLOCK} x double], align 64
+        CHECK: call <{{{{[0-9]+}}}} x double> @llvm.fma.v{{{{[0-9]+}}}}f64(
+        """)
+    off = lo.jit(options={"fuse_reduce": {"vector_exp": False}})(exp_max)
+    off.compile(sig)
+    check(off.inspect_llvm(sig), "CHECK-NOT: @llvm.fma.v{{[0-9]+}}f64(")
