@@ -14,6 +14,11 @@ from .dispatcher import LoopOptDispatcher
 from .options import OptionError, Options
 from .pipeline import LoopOptPipeline
 
+# Imported with the package, before the first compilation: the inline pass
+# records every compilation of a numba dispatcher from then on (what the
+# compiled code froze, with which flags), and inlines only what it saw compiled.
+from .transforms import inline as _inline  # noqa: E402,F401,I001
+
 
 def _one_of(*values):
     return lambda v: v in values, " or ".join(repr(v) for v in values)
