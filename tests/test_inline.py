@@ -3,13 +3,22 @@ bounds, and that other passes see through inlined helpers."""
 
 from __future__ import annotations
 
+import enum
+import importlib
+import re
+import types as pytypes
+import warnings
+from types import SimpleNamespace
+
 import _inline_helpers
 import numba
+import numba.extending
 import numpy as np
 import pytest
-from conftest import remark_keys, run_both
+from conftest import difference, remark_keys, run_both
 from numba import njit, types
-from numba.core.errors import TypingError
+from numba.core.errors import NumbaWarning, TypingError
+from numba.core.registry import CPUDispatcher
 
 import numba_loopopt as lo
 from numba_loopopt.testing import check, ir_after
@@ -433,3 +442,501 @@ def test_demangle_leaves_other_names_alone():
     assert demangle("helper_v2_i < helper_v2_n", names) == "i < n"
     assert demangle("'outer__locals__inner_v5_helper_v2_x'", names) == "'x'"
     assert demangle("my_helper_v2_i, helper_v3_i", names) == "my_helper_v2_i, helper_v3_i"
+
+
+# --- What a compiled callee froze (globals, cells, attributes, arrays) ------
+#
+# Stock numba calls a callee's compiled code, which keeps the values of the
+# moment it was compiled; the inlined body is rebuilt from the source.  Each
+# test builds two worlds from the same Python functions, each with its own
+# dispatchers: callers with numba.njit in one, numba_loopopt.jit in the other
+# (callees numba.njit in both), and runs the same steps in both: calls are
+# compared (values bit for bit, exception types and messages), mutations of
+# globals apply to both.
+
+G_FROZEN = 1
+TABLE_FROZEN = np.arange(4.0)
+CFG_FROZEN = pytypes.ModuleType("loopopt_test_cfg")
+CFG_FROZEN.K = 1.5
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+    BLUE = 2
+
+
+@njit
+def _double(x):
+    return x * 2
+
+
+@njit
+def _negate(x):
+    return -x
+
+
+OP_FROZEN = _double
+COLOUR_FROZEN = Colour.RED
+
+
+def _adds_global(x):
+    return x + G_FROZEN
+
+
+def _reads_table(i):
+    return TABLE_FROZEN[i] * 2.0
+
+
+def _reads_module_attribute(x):
+    return x * CFG_FROZEN.K
+
+
+def _calls_global_dispatcher(x):
+    return OP_FROZEN(x) + 1
+
+
+def _reads_enum(x):
+    return x + COLOUR_FROZEN.value
+
+
+def _with_default(x, y=2):
+    return x + y
+
+
+def _divides(a, b):
+    return a // b
+
+
+def _normalise(message: str) -> str:
+    # Two worlds hold two dispatchers of one function: their reprs differ by
+    # address only.
+    return " ".join(re.sub(r"0x[0-9a-f]+", "0x?", message).split())
+
+
+def _outcome(fn, args):
+    try:
+        return ("ok", fn(*args), "")
+    except Exception as exc:  # noqa: BLE001 - comparing exceptions
+        return ("raise", type(exc), _normalise(str(exc)))
+
+
+class Worlds:
+    """A stock world and an optimised one, built by ``make(jit)``."""
+
+    def __init__(self, make, **jit_kwargs):
+        self.stock = make(lambda f: njit(**jit_kwargs)(f))
+        self.opt = make(lambda f: lo.jit(**jit_kwargs)(f))
+
+    def call(self, name, *args):
+        theirs, mine = (_outcome(getattr(w, name), args) for w in (self.stock, self.opt))
+        why = difference((theirs[0], theirs[1], args), (mine[0], mine[1], args))
+        assert why is None, f"{name}{args}: {why}"
+        assert theirs[2] == mine[2], f"{name}{args}: messages differ:\n{theirs[2]}\n{mine[2]}"
+        return mine[1]
+
+    def both(self, action):
+        action(self.stock)
+        action(self.opt)
+
+    def remarks(self, name):
+        disp = getattr(self.opt, name)
+        return [r for sig in disp.signatures for r in lo.remarks(disp, sig)
+                if r.pass_name == "inline"]
+
+
+def one_callee(py_func, **callee_kwargs):
+    """A world maker: ``callee`` (numba.njit) and ``caller`` passing its
+    one or two arguments on."""
+    def make(jit):
+        callee = njit(**callee_kwargs)(py_func)
+
+        def caller1(x):
+            return callee(x)
+
+        def caller2(x, y):
+            return callee(x, y)
+
+        two = py_func.__code__.co_argcount - len(py_func.__defaults__ or ()) == 2
+        return SimpleNamespace(callee=callee, caller=jit(caller2 if two else caller1))
+    return make
+
+
+def _cell_world(jit):
+    c = 1
+
+    @njit
+    def adds_cell(x):
+        return x + c
+
+    def set_cell(value):
+        nonlocal c
+        c = value
+
+    def caller(x):
+        return adds_cell(x)
+
+    return SimpleNamespace(callee=adds_cell, caller=jit(caller), set_cell=set_cell)
+
+
+def _set_table(world):
+    TABLE_FROZEN[1] = 10.0
+
+
+FROZEN_CASES = {
+    # name: (world maker, arguments, mutation(monkeypatch) -> per-world action, what)
+    "global": (one_callee(_adds_global), (1,),
+               lambda mp: mp.setitem(globals(), "G_FROZEN", 100), "global 'G_FROZEN'"),
+    "closure cell": (_cell_world, (1,), lambda mp: (lambda w: w.set_cell(50)),
+                     "closure variable 'c'"),
+    "module attribute": (one_callee(_reads_module_attribute), (2.0,),
+                         lambda mp: mp.setattr(CFG_FROZEN, "K", -4.0),
+                         "attribute 'CFG_FROZEN.K'"),
+    "array contents": (one_callee(_reads_table), (1,),
+                       lambda mp: _set_table(None), "global 'TABLE_FROZEN'"),
+    "global dispatcher": (one_callee(_calls_global_dispatcher), (3,),
+                          lambda mp: mp.setitem(globals(), "OP_FROZEN", _negate),
+                          "global 'OP_FROZEN'"),
+    "enum member": (one_callee(_reads_enum), (3,),
+                    lambda mp: mp.setitem(globals(), "COLOUR_FROZEN", Colour.BLUE),
+                    "global 'COLOUR_FROZEN'"),
+}
+
+
+@pytest.fixture
+def restore_table():
+    saved = TABLE_FROZEN.copy()
+    yield
+    TABLE_FROZEN[:] = saved
+
+
+@pytest.mark.parametrize("case", FROZEN_CASES)
+def test_a_value_changed_since_the_callee_compiled_keeps_the_call(case, monkeypatch,
+                                                                   restore_table):
+    make, args, mutate, what = FROZEN_CASES[case]
+    worlds = Worlds(make)
+    before = worlds.call("callee", *args)  # compiled with the old value
+    action = mutate(monkeypatch)
+    if callable(action):
+        worlds.both(action)
+    assert worlds.call("caller", *args) == before  # numba calls the old code
+    (remark,) = worlds.remarks("caller")
+    assert remark.key == "FrozenValueChanged", remark
+    assert what in remark.message and "has code compiled for" in remark.message
+
+
+@pytest.mark.parametrize("case", FROZEN_CASES)
+def test_a_callee_compiled_with_the_same_values_is_inlined(case, monkeypatch, restore_table):
+    make, args, mutate, _ = FROZEN_CASES[case]
+    worlds = Worlds(make)
+    worlds.call("callee", *args)
+    worlds.call("caller", *args)
+    assert {r.key for r in worlds.remarks("caller")} == {"Inlined"}
+
+
+def test_a_value_changed_back_is_the_same_value(monkeypatch):
+    worlds = Worlds(one_callee(_adds_global))
+    worlds.call("callee", 1)
+    monkeypatch.setitem(globals(), "G_FROZEN", 7)
+    monkeypatch.setitem(globals(), "G_FROZEN", 1)
+    worlds.call("caller", 1)
+    assert [r.key for r in worlds.remarks("caller")] == ["Inlined"]
+
+
+def _two_callers(jit):
+    callee = njit(_adds_global)
+
+    def first(x):
+        return callee(x)
+
+    def second(x):
+        return callee(x) * 2
+
+    return SimpleNamespace(callee=callee, first=jit(first), second=jit(second))
+
+
+def test_a_callee_not_compiled_yet_sees_the_values_of_the_callers_compilation(monkeypatch):
+    # Stock numba compiles the callee while typing the caller, with the
+    # values of that moment, and keeps that code: for later direct calls and
+    # for later callers.  Inlined, the caller sees the same values, and the
+    # callee is compiled for the call's types as stock numba would.
+    worlds = Worlds(_two_callers)
+    monkeypatch.setitem(globals(), "G_FROZEN", 100)
+    assert worlds.call("first", 1) == 101
+    assert [r.key for r in worlds.remarks("first")] == ["Inlined"]
+    assert worlds.opt.callee.signatures == worlds.stock.callee.signatures
+    monkeypatch.setitem(globals(), "G_FROZEN", 7)
+    assert worlds.call("callee", 1) == 101
+    assert worlds.call("second", 1) == 202
+    (remark,) = worlds.remarks("second")
+    assert remark.key == "FrozenValueChanged" and "was 100; it is 7 now" in remark.message
+
+
+def _defaults_world(jit):
+    callee = njit(_with_default)
+
+    def caller(x):
+        return callee(x)
+
+    return SimpleNamespace(callee=callee, caller=jit(caller))
+
+
+def test_a_default_changed_after_decoration_keeps_the_call(monkeypatch):
+    # numba takes the defaults when it makes the dispatcher.
+    worlds = Worlds(_defaults_world)
+    monkeypatch.setattr(_with_default, "__defaults__", (40,))
+    assert worlds.call("caller", 1) == 3
+    (remark,) = worlds.remarks("caller")
+    assert remark.key == "FrozenValueChanged" and "the default of 'y'" in remark.message
+
+
+def test_the_callees_compiled_signatures_are_the_ones_stock_compiles():
+    def make(jit):
+        callee = njit(_with_default)
+
+        def caller(a, arr):
+            s = callee(1) + callee(a, y=3) + callee(arr[0], 2) + callee(np.float32(a))
+            t = a
+            t = t * 2
+            for i in range(2):
+                s += callee(i)
+            return s + callee(t) + callee((a, i)[0])
+
+        return SimpleNamespace(callee=callee, caller=jit(caller))
+
+    worlds = Worlds(make)
+    worlds.call("caller", 1.5, np.ones(2))
+    assert set(worlds.remarks("caller")[i].key for i in range(7)) == {"Inlined"}
+    assert sorted(map(str, worlds.opt.callee.signatures)) == sorted(
+        map(str, worlds.stock.callee.signatures))
+
+
+def _inherits(flags):
+    def make(jit):
+        callee = njit(_divides)
+
+        def wrapper(a, b):
+            return callee(a, b)
+
+        def caller(a, b):
+            return callee(a, b)
+
+        return SimpleNamespace(callee=callee, wrapper=njit(**flags)(wrapper),
+                               caller=jit(caller))
+    return make
+
+
+@pytest.mark.parametrize("flags,shown", [({"error_model": "numpy"}, "error_model=numpy"),
+                                         ({"fastmath": True}, "fastmath=True")])
+def test_flags_a_compiled_signature_inherited_keep_the_call(flags, shown):
+    # A callee without its own error_model/fastmath inherits the caller's
+    # when numba compiles it while typing that caller.
+    worlds = Worlds(_inherits(flags))
+    worlds.call("wrapper", 7, 0)  # error_model=numpy: 0, no ZeroDivisionError
+    worlds.call("caller", 7, 0)   # numba calls that code
+    worlds.call("caller", 7, 2)
+    (remark,) = worlds.remarks("caller")
+    assert remark.key == "FlagsDiffer" and shown in remark.message, remark
+
+
+def test_a_callee_compiled_for_the_caller_inherits_its_flags():
+    worlds = Worlds(one_callee(_divides), error_model="numpy")
+    assert worlds.call("caller", 7, 0) == 0
+    assert [r.key for r in worlds.remarks("caller")] == ["Inlined"]
+    assert worlds.call("callee", 7, 0) == 0  # compiled with the caller's error model
+
+
+def test_a_signature_numba_loopopt_did_not_see_compiled_keeps_the_call():
+    from numba_loopopt.transforms import inline
+
+    worlds = Worlds(one_callee(_adds_global))
+    worlds.call("callee", 1)
+    # As if compiled before numba_loopopt was imported (or loaded from a cache).
+    for world in (worlds.stock, worlds.opt):
+        del world.callee.__dict__[inline.RECORDS]
+    worlds.call("caller", 1)
+    (remark,) = worlds.remarks("caller")
+    assert remark.key == "UnknownProvenance" and "(int64,)" in remark.message
+
+
+# --- Which callees are inlined at all: plain nopython dispatchers ----------
+
+
+@pytest.fixture
+def inline_remarks(monkeypatch):
+    """The inline pass's remarks, also of compilations that fail later."""
+    remarks_module = importlib.import_module("numba_loopopt.remarks")
+    found = []
+    commit = remarks_module.RemarkEmitter.commit
+
+    def capture(self, metadata):
+        found.extend(r for r in self.pending if r.pass_name == "inline")
+        commit(self, metadata)
+
+    monkeypatch.setattr(remarks_module.RemarkEmitter, "commit", capture)
+    return found
+
+
+def _big_power(x):
+    return 3 ** 70 + x
+
+
+@pytest.mark.parametrize("decorate", [
+    lambda f: numba.jit(forceobj=True)(f),
+    lambda f: numba.jit(forceobj=True, looplift=False)(f),
+    lambda f: lo.jit(forceobj=True, looplift=False)(f),
+], ids=["numba-forceobj", "numba-forceobj-nolooplift", "loopopt-forceobj"])
+def test_object_mode_callees_are_not_inlined(decorate, inline_remarks):
+    def make(jit):
+        callee = decorate(_big_power)
+
+        def caller(x):
+            return callee(x)
+
+        return SimpleNamespace(caller=jit(caller))
+
+    worlds = Worlds(make)
+    # Stock numba cannot type a call of an object-mode function: the same
+    # TypingError, with the same message.
+    assert worlds.call("caller", 1) is TypingError
+    assert [r.key for r in inline_remarks] == ["ObjectModeCallee"]
+    assert "'_big_power' compiles in object mode (forceobj=True)" in inline_remarks[0].message
+
+
+@pytest.mark.parametrize("decorate", [
+    lambda f: numba.jit(looplift=True)(f),
+    lambda f: numba.jit(nogil=True, forceinline=True)(f),
+    lambda f: numba.jit(error_model="python", no_cfunc_wrapper=True)(f),
+    lambda f: numba.jit(debug=True)(f),
+], ids=["looplift", "nogil-forceinline", "explicit-defaults", "debug"])
+def test_nopython_callees_with_harmless_options_are_inlined(decorate):
+    def make(jit):
+        callee = decorate(_with_default)
+
+        def caller(x):
+            return callee(x)
+
+        return SimpleNamespace(caller=jit(caller))
+
+    worlds = Worlds(make)
+    worlds.call("caller", 4)
+    assert [r.key for r in worlds.remarks("caller")] == ["Inlined"]
+
+
+@pytest.mark.parametrize("options,shown", [
+    ({"no_rewrites": True}, "no_rewrites=True"),
+    ({"boundscheck": True}, "boundscheck=True"),
+    ({"parallel": True}, "parallel=True"),
+    ({"_nrt": False}, "_nrt=False"),
+])
+def test_callees_with_other_flags_are_not_inlined(options, shown):
+    def make(jit):
+        callee = njit(**options)(_with_default)
+
+        def caller(x):
+            return callee(x)
+
+        return SimpleNamespace(caller=jit(caller))
+
+    worlds = Worlds(make)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaWarning)  # parallel=True, nothing parallel
+        worlds.call("caller", 4)
+    (remark,) = worlds.remarks("caller")
+    assert remark.key == "FlagsDiffer" and shown in remark.message, remark
+
+
+def test_target_options_outside_the_whitelist_are_refused(monkeypatch):
+    from numba_loopopt.transforms import inline
+
+    monkeypatch.setattr(inline, "KNOWN_TARGET_OPTIONS", inline.KNOWN_TARGET_OPTIONS - {"nogil"})
+    worlds = Worlds(lambda jit: SimpleNamespace(caller=jit(_calls_nogil)))
+    worlds.call("caller", 2)
+    (remark,) = worlds.remarks("caller")
+    assert remark.key == "UnknownTargetOption" and "nogil=True" in remark.message
+
+
+@njit(nogil=True)
+def _nogil(x):
+    return x + 1
+
+
+def _calls_nogil(x):
+    return _nogil(x)
+
+
+class _OwnDispatcher(CPUDispatcher):
+    """A dispatcher subclass the inline pass knows nothing about."""
+
+
+def test_dispatchers_the_pass_does_not_know_are_refused():
+    def make(jit):
+        callee = _OwnDispatcher(_with_default, targetoptions={"nopython": True,
+                                                              "boundscheck": None})
+
+        def caller(x):
+            return callee(x)
+
+        return SimpleNamespace(caller=jit(caller))
+
+    worlds = Worlds(make)
+    worlds.call("caller", 4)
+    (remark,) = worlds.remarks("caller")
+    assert remark.key == "UnknownDispatcher" and "_OwnDispatcher" in remark.message
+
+
+@numba.extending.register_jitable
+def _jitable(x):
+    return x * 3
+
+
+def test_overload_like_callees_stay_numbas_business():
+    worlds = Worlds(lambda jit: SimpleNamespace(caller=jit(lambda x: _jitable(x) + 1)))
+    worlds.call("caller", 2)
+    assert worlds.remarks("caller") == []
+
+
+def _reduces(a):
+    return np.sum(a * 1.1)
+
+
+def test_loopopt_options_that_change_results_must_be_the_callees():
+    def make(jit):
+        callee = lo.jit(options={"fuse_reduce": {"reassociate": True}})(_reduces)
+
+        def caller(a):
+            return callee(a)
+
+        return SimpleNamespace(caller=jit(caller))
+
+    worlds = Worlds(make)
+    worlds.call("caller", np.linspace(0, 1, 1001))
+    (remark,) = worlds.remarks("caller")
+    assert remark.key == "FlagsDiffer" and "fuse_reduce.reassociate=True" in remark.message
+
+
+BIG_TABLE = np.arange(5000.0)
+
+
+def _reads_big_table(i):
+    return BIG_TABLE[i] + 1.0
+
+
+def test_arrays_by_address_only_for_callees_that_say_so():
+    opts = {"global_arrays_by_address": 1024}
+
+    def make(jit):
+        reads = njit(_reads_big_table)
+        plain = njit(_with_default)
+
+        def caller(i):
+            return reads(i) + plain(i)
+
+        return SimpleNamespace(caller=jit(caller))
+
+    stock = make(njit)
+    opt = make(lambda f: lo.jit(options=opts)(f))
+    assert stock.caller(3) == opt.caller(3)
+    keys = [(r.key, r.message) for sig in opt.caller.signatures
+            for r in lo.remarks(opt.caller, sig) if r.pass_name == "inline"]
+    assert [k for k, _ in keys] == ["FlagsDiffer", "Inlined"]
+    assert "global 'BIG_TABLE'" in keys[0][1] and "40000 bytes" in keys[0][1]
