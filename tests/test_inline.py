@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import enum
 import importlib
+import json
+import os
 import re
+import subprocess
+import sys
 import types as pytypes
 import warnings
 from types import SimpleNamespace
@@ -940,3 +944,59 @@ def test_arrays_by_address_only_for_callees_that_say_so():
             for r in lo.remarks(opt.caller, sig) if r.pass_name == "inline"]
     assert [k for k, _ in keys] == ["FlagsDiffer", "Inlined"]
     assert "global 'BIG_TABLE'" in keys[0][1] and "40000 bytes" in keys[0][1]
+
+
+CACHED_CALLEE = '''
+import os
+import numba
+
+G = int(os.environ["LOOPOPT_TEST_G"])
+
+
+@numba.njit(cache=True)
+def adds_g(x):
+    return x + G
+'''
+
+CACHED_CALLER = '''
+import json, sys
+import numba
+import numba_loopopt as lo
+import cached_callee
+
+
+def caller(x):
+    return cached_callee.adds_g(x)
+
+
+if sys.argv[1] == "stock":
+    print(json.dumps({"value": numba.njit(caller)(1)}))
+else:
+    disp = lo.jit(caller)
+    value = disp(1)
+    print(json.dumps({"value": value, "keys": [r.key for r in lo.remarks(disp, disp.signatures[0])
+                                               if r.pass_name == "inline"]}))
+'''
+
+
+def test_a_callee_cached_by_another_process_keeps_the_call(tmp_path):
+    # numba's cache keys a function on its bytecode, not on the globals it
+    # froze: a process whose globals differ loads the other's code.
+    (tmp_path / "cached_callee.py").write_text(CACHED_CALLEE)
+    (tmp_path / "cached_caller.py").write_text(CACHED_CALLER)
+
+    def run(kind, g):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_LOOPOPT_")}
+        path = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
+        env.update(NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=path,
+                   LOOPOPT_TEST_G=str(g), PYTHONDONTWRITEBYTECODE="1")
+        done = subprocess.run([sys.executable, str(tmp_path / "cached_caller.py"), kind],
+                              env=env, capture_output=True, text=True, timeout=600,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = run("opt", 1)  # inlined; adds_g compiled for the call and cached, as stock does
+    assert first == {"value": 2, "keys": ["Inlined"]}
+    assert run("stock", 50) == {"value": 2}  # loads the first process's code
+    assert run("opt", 50) == {"value": 2, "keys": ["UnknownProvenance"]}
