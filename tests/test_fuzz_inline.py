@@ -9,11 +9,25 @@ argument), raise ``ValueError`` on some inputs, divide by arguments that are
 zero in some argument sets, mutate an array argument (the argument sets pass
 the same array twice sometimes), loop, and return a float, an int, a tuple or
 nothing.  Some compile with other flags than the caller (``error_model='numpy'``,
-``boundscheck=True``, ``fastmath=True``), some with an explicit signature, some
-through ``numba_loopopt.jit`` themselves.  Rarer families: a call inside
+``boundscheck=True``, ``fastmath=True``, ``no_rewrites=True``, and the harmless
+``nogil``, ``forceinline``, ``debug``), some through ``numba.jit`` rather than
+``numba.njit``, some with an explicit signature, some through
+``numba_loopopt.jit`` themselves.  Rarer families: a call inside
 ``try``/``except``, a ``*args`` helper, a ``None`` default, a closure helper, a
 helper in another module with a global of the same name as the caller's, and
 two loops calling helpers (inlining feeding loop fusion).
+
+Values numba freezes when it compiles (family ``frozen``): helpers read module
+globals (a float, an int, a small array), a closure helper whose cell changes
+and the other module's ``K``.  Such a program first calls some helpers through
+a stock ``numba.njit`` wrapper (family ``inherit``: a wrapper with
+``error_model='numpy'`` or ``fastmath=True``, whose flags the helpers it
+compiles inherit), so that they compile with the values of then, changes the
+values, compiles and compares the caller, changes them again and compiles and
+compares a second caller with the same body (which finds the helpers stock
+numba compiled while compiling the first).  Family ``objmode``: a call of an
+object-mode helper (``numba.jit(forceobj=True)``), which stock numba refuses
+to type.
 
 The module is written twice to real files: once with every helper compiled by
 stock ``numba.njit`` and the caller compiled by ``numba.njit`` (the reference),
@@ -68,7 +82,7 @@ import numba_loopopt as lo
 CRASH_KEYS = {"InternalError", "StockFallback"}
 
 FAMILIES = ("try", "star", "none", "closure", "lib", "fuse", "raise", "sig", "lojit",
-            "mutual", "self", "fanout")
+            "mutual", "self", "fanout", "frozen", "inherit", "objmode", "numbajit")
 
 #: Families that hit a known, not yet fixed bug (each has a strict xfail
 #: reproducer below): skipped unless LOOPOPT_FUZZ_SKIP says otherwise
@@ -105,12 +119,48 @@ with open(os.path.join(_TMP, "fuzz_inline_lib.py"), "w") as _fh:
     _fh.write(LIB)
 
 MODULE_HEADER = '''\
+import numba
 import numpy as np
 from numba import njit
 import numba_loopopt as lo
 import fuzz_inline_lib as lib
 
 K = -1.0
+G0 = 1.25
+G1 = 2
+T0 = np.array([0.5, 1.5, 2.5, 3.5])
+
+
+def _make_cell(c):
+    @njit
+    def hcell(v):
+        return v * c + 1.0
+
+    def set_cell(value):
+        nonlocal c
+        c = value
+    return hcell, set_cell
+
+
+hcell, set_cell = _make_cell(0.5)
+
+
+def _mutate(step):
+    """Change every value a compiled helper froze."""
+    global G0, G1
+    G0 = G0 * -2.0 + step
+    G1 = G1 + 3 * step
+    T0[step % 4] += 10.0
+    set_cell(0.25 * step - 1.0)
+    lib.K = lib.K + 0.5
+
+
+@numba.jit(forceobj=True)
+def hobj(v):
+    n = 3
+    if v > 1e300:
+        n = 4
+    return v * 2.0 + n ** 70  # a Python int here; an int64 that wraps in nopython code
 
 
 def _make_closure(kc):
@@ -144,6 +194,7 @@ class Helper:
     flags: dict
     signature: bool = False
     lo_jit: bool = False
+    numba_jit: bool = False
     depth_param: str | None = None  # the decreasing argument of a recursive helper
     partner: int | None = None  # mutual recursion
     self_rec: bool = False
@@ -156,6 +207,8 @@ class Helper:
             args = ", ".join(TYPES[p[1]] for p in self.params)
             kw.insert(0, repr(f"{RET_TYPES[self.ret]}({args})"))
         deco = "njit" if stock or not self.lo_jit else "lo.jit"
+        if self.numba_jit and deco == "njit":
+            deco = "numba.jit"
         return f"@{deco}({', '.join(kw)})"
 
     def source(self, stock: bool) -> list[str]:
@@ -171,15 +224,29 @@ class Program:
     caller_flags: dict
     options: dict | None
     features: tuple = ()
+    prelude: str | None = None
+    """Source of ``_pre(...)``, calling helpers before the values change."""
+    prelude_flags: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def frozen(self) -> bool:
+        return self.prelude is not None
 
     def module(self, stock: bool) -> str:
         lines = [MODULE_HEADER, ""]
         for h in reversed(self.helpers):  # callees first: signatures compile eagerly
             lines += h.source(stock) + [""]
-        return "\n".join(lines) + "\n" + self.caller
+        text = "\n".join(lines) + "\n" + self.caller
+        if self.frozen:
+            # The second caller: the same body, compiled after the values
+            # changed again.
+            text += "\n\n" + self.caller.replace("def kern(", "def kern2(", 1)
+            text += "\n\n" + self.prelude
+        return text
 
     def __str__(self) -> str:
-        return (f"caller flags {self.caller_flags}, options {self.options}\n"
+        prelude = f", prelude flags {self.prelude_flags}" if self.frozen else ""
+        return (f"caller flags {self.caller_flags}, options {self.options}{prelude}\n"
                 f"{self.module(stock=False)}")
 
 
@@ -190,6 +257,8 @@ class _Gen:
         self.features: list[str] = []
         self.names = itertools.count()
         self.helpers: list[Helper] = []
+        self.frozen = False  # helpers may read values that change
+        self.objmode = False
 
     def pick(self, seq, label=None):
         value = self.draw(st.sampled_from(seq))
@@ -216,11 +285,14 @@ class _Gen:
     def fexpr(self, env, depth=0, divides=True) -> str:
         fs, ints = env["f"], env["i"]
         if depth >= 2 or self.coin(4):
-            kind = self.pick(["f", "f", "f", "i", "const"])
+            kind = self.pick(["f", "f", "f", "i", "const"] + ["frozen"] * 2 * self.frozen)
             if kind == "f" and fs:
                 return self.pick(fs)
             if kind == "i" and ints:
                 return f"{self.pick(ints)} * 0.5"
+            if kind == "frozen":
+                return self.pick(["G0", "G1 * 0.5", f"T0[{self.index(env, {})}]",
+                                  "hcell(G0)", "lib.K"])
             return self.pick(["1.5", "0.25", "-2.0"])
         form = self.pick(["+", "+", "-", "*", "/", "sqrt", "max"])
         x = self.fexpr(env, depth + 1, divides)
@@ -311,7 +383,8 @@ class _Gen:
         if self.coin(7):
             return dict(self.caller_flags)
         return self.pick([{}, {"error_model": "numpy"}, {"boundscheck": True},
-                          {"fastmath": True}], "helper_flags")
+                          {"fastmath": True}, {"no_rewrites": True}, {"nogil": True},
+                          {"forceinline": True}, {"debug": True}], "helper_flags")
 
     def plan(self, count):
         for j in range(count):
@@ -352,6 +425,8 @@ class _Gen:
                 h.signature = True
             if self.family("lojit", 15):
                 h.lo_jit = True
+            elif self.family("numbajit", 10):
+                h.numba_jit = True
 
     def _make_recursive(self, h: Helper):
         if h.depth_param is None:
@@ -387,6 +462,8 @@ class _Gen:
                          f"    acc += {self.fexpr(env, 1)}"]
             elif kind == "div" and env["f"]:
                 body.append(f"acc = acc / {self.pick(env['f'])}")
+            elif kind == "mutate" and self.objmode and self.coin(2):
+                body.append(f"acc += hobj({self.fexpr(env)})")
             elif kind == "call":
                 later = self.helpers[j + 1:]
                 later = [c for c in later if c.partner != j]
@@ -430,7 +507,9 @@ class _Gen:
                 body += ["except Exception:", "    s -= 100.0"]
             elif form == "extra":
                 which = self.pick(["star", "none", "closure", "lib", "fuse"])
-                if not self.family(which, 60):
+                if self.objmode and self.coin(3):
+                    body.append(f"s += hobj({self.fexpr(env)})")
+                elif not self.family(which, 60):
                     body += self.use_call(callee, env, "s", "c")
                 elif which == "star":
                     body.append(f"s += hstar({self.fexpr(env)}, {self.fexpr(env)})")
@@ -445,9 +524,29 @@ class _Gen:
                     body += self.fuse_loops(env)
             else:
                 body += self.use_call(callee, env, "s", "c")
+        if self.objmode and self.coin(7):
+            # Between two top-level statements, not inside a loop or try.
+            spots = [i for i in range(2, len(body) + 1)
+                     if i == len(body) or not body[i].startswith(" ")]
+            body.insert(self.pick(spots), f"s += hobj({self.fexpr(env)})")
         ret = self.pick(["(s, c)", "s", "(s, c, arr[0], arr2[1])"])
         body.append(f"return {ret}")
         return SIGNATURE + "\n" + "\n".join("    " + x for x in body) + "\n"
+
+    def prelude(self) -> str:
+        """``_pre``: calls of some helpers, compiling them before the values
+        they read change."""
+        env = {"f": ["x", "y"], "i": ["k", "d"], "A": ["arr", "arr2"]}
+        body = ["s = 0.0", "c = 0"]
+        env["f"].append("s")
+        for callee in self.helpers:
+            if self.coin(6):
+                body += self.use_call(callee, env, "s", "c")
+        if self.coin(3):
+            body.append(f"s += hcell({self.fexpr(env)})")
+        body.append("return s, c")
+        return ("def _pre(x, y, k, d, arr, arr2):\n"
+                + "\n".join("    " + x for x in body) + "\n")
 
     def fuse_loops(self, env) -> list[str]:
         """Two loops over the array whose bodies call helpers: once inlined
@@ -470,6 +569,8 @@ def programs(draw):
     caller_flags = draw(st.sampled_from([{}, {}, {}, {"error_model": "numpy"},
                                          {"boundscheck": True}, {"fastmath": True}]))
     gen = _Gen(draw, caller_flags)
+    gen.frozen = gen.family("frozen", 25)
+    gen.objmode = gen.family("objmode", 10)
     gen.plan(draw(st.integers(1, 4)))
     for j in range(len(gen.helpers)):
         gen.helper_body(j)
@@ -477,7 +578,14 @@ def programs(draw):
     depth = draw(st.sampled_from([None, None, 0, 1, 2, 3, 4]))
     options = None if depth is None else {"inline": {"max_depth": depth}}
     gen.features.append(f"max_depth={depth}")
-    return Program(gen.helpers, caller, caller_flags, options, tuple(gen.features))
+    prelude, prelude_flags = None, {}
+    if gen.frozen:
+        prelude = gen.prelude()
+        if gen.family("inherit", 40):
+            prelude_flags = gen.pick([{"error_model": "numpy"}, {"fastmath": True}],
+                                     "prelude_flags")
+    return Program(gen.helpers, caller, caller_flags, options, tuple(gen.features),
+                   prelude, prelude_flags)
 
 
 # --- compiling and comparing ------------------------------------------------
@@ -498,7 +606,7 @@ def load(source: str, tag: str):
     # with "unresolved symbol").
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    return module.kern, path
+    return module, path
 
 
 def arg_sets():
@@ -574,16 +682,16 @@ def check_program(prog: Program, stats: Stats, log=None, keep_going=False) -> No
         with open(log + ".stats", "w") as fh:
             fh.write(stats.summary() + "\n")
     try:
-        stock_py, _ = load(prog.module(stock=True), "stock")
+        stock_mod, _ = load(prog.module(stock=True), "stock")
     except Exception:  # noqa: BLE001 - a helper with a signature stock cannot compile
         stats.programs += 1
         stats.stock_compile_errors += 1
         return
     try:
-        opt_py, path = load(prog.module(stock=False), "opt")
+        opt_mod, path = load(prog.module(stock=False), "opt")
     except Exception as exc:  # noqa: BLE001 - an eager lo.jit signature failed
-        opt_py, path = None, repr(exc)
-    if opt_py is None:
+        opt_mod, path = None, repr(exc)
+    if opt_mod is None:
         stats.programs += 1
         record = {"source": prog.module(stock=False), "features": list(prog.features),
                   "problems": [{"why": f"the optimised module failed to import: {path}"}]}
@@ -594,24 +702,47 @@ def check_program(prog: Program, stats: Stats, log=None, keep_going=False) -> No
         if not keep_going:
             raise AssertionError(f"{record['problems']}\n{prog}")
         return
-    stock = njit(**prog.caller_flags)(stock_py)
-    opt = lo.jit(options=prog.options, **prog.caller_flags)(opt_py)
+    if prog.frozen:
+        # Compile some helpers (with the wrapper's flags, which they inherit),
+        # then change every value they froze, in both modules alike (both
+        # compile first: they share the other module's K).
+        for mod in (stock_mod, opt_mod):
+            try:
+                njit(**prog.prelude_flags)(mod._pre)(*copy.deepcopy(ARG_SETS[0]))
+            except Exception:  # noqa: BLE001, S110 - raising in both modules alike
+                pass
+        for mod in (stock_mod, opt_mod):
+            mod._mutate(1)
+    stock = njit(**prog.caller_flags)(stock_mod.kern)
+    opt = lo.jit(options=prog.options, **prog.caller_flags)(opt_mod.kern)
     stats.programs += 1
     problems = []
-    for args in ARG_SETS:
-        why = compare(stock, opt, args)
-        if why == STOCK_BROKEN:
-            # Stock numba aborts ("unresolved symbol") when helpers with
-            # different flags recurse into each other (a numba bug, not ours:
-            # h0/h1 with boundscheck=True on one of them); no reference.
-            stats.stock_broken += 1
-            return
-        if why is not None:
-            problems.append({"args": describe(args), "why": why})
-            break
+    callers = [(stock, opt, ARG_SETS)]
+    for stock_disp, opt_disp, arg_sets in callers:
+        for args in arg_sets:
+            why = compare(stock_disp, opt_disp, args)
+            if why == STOCK_BROKEN:
+                # Stock numba aborts ("unresolved symbol") when helpers with
+                # different flags recurse into each other (a numba bug, not
+                # ours: h0/h1 with boundscheck=True on one of them); no reference.
+                stats.stock_broken += 1
+                return
+            if why is not None:
+                problems.append({"args": describe(args), "why": why,
+                                 "caller": stock_disp.py_func.__name__})
+                break
+        if prog.frozen and len(callers) == 1 and not problems:
+            # The second caller finds the helpers stock numba compiled while
+            # compiling the first, with the values of then.
+            for mod in (stock_mod, opt_mod):
+                mod._mutate(2)
+            callers.append((njit(**prog.caller_flags)(stock_mod.kern2),
+                            lo.jit(options=prog.options, **prog.caller_flags)(opt_mod.kern2),
+                            ARG_SETS[:4]))
     if not stock.signatures:
         stats.stock_compile_errors += 1
-    all_remarks = [r for rs in lo.remarks(opt).values() for r in rs]
+    all_remarks = [r for _, disp, _ in callers for rs in lo.remarks(disp).values()
+                   for r in rs]
     keys = [r.key for r in all_remarks]
     stats.keys.update(keys)
     stats.inlined += "Inlined" in keys
@@ -688,7 +819,7 @@ def test_generated_program_agrees_with_run_both():
     prog = Program([h], SIGNATURE + "\n    return h0(x) + h0(y, i1=k)\n", {}, None)
     stats = Stats()
     check_program(prog, stats)
-    py_func, _ = load(prog.module(stock=False), "opt")
+    py_func = load(prog.module(stock=False), "opt")[0].kern
     for args in ARG_SETS[:3]:
         disp = run_both(py_func, *args)
     assert [r.key for rs in lo.remarks(disp).values() for r in rs] == ["Inlined"] * 2
