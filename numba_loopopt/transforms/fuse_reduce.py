@@ -13,12 +13,22 @@ Legal when, all checked before any edit (else a missed remark):
   an integer array of any shape, of booleans, integers, floats or complex
   numbers;
 * its reductions (``sum``, ``prod``, ``mean``, ``min``, ``max``, ``any``,
-  ``all``, ``argmin``, ``argmax``; functions or methods, no ``axis``) are all
-  in the block that computes it, with nothing in between that could write an
-  operand or the array (no stores, no calls);
-* if it is also used otherwise (it escapes), it is a 1-D C array, which the
-  fused loop then fills as it goes: the one allocation stock numba makes, and
-  still one pass;
+  ``all``, ``argmin``, ``argmax``; functions or methods, ``sum`` with a
+  constant ``axis`` of a 2-D expression) are all in the block that computes it;
+* if it is also used otherwise (it escapes), it is a C array, which the fused
+  loop then fills as it goes (the one allocation stock numba makes, and still
+  one pass), and every statement between the expression and its last
+  reduction is proven to write no array (deny by default:
+  :func:`~numba_loopopt.analysis.effects.may_write_memory`).
+
+Order: the kernel runs where the expression was and raises only what it
+raises there (numba's broadcast ``ValueError``, naming the same argument; the
+allocation's ``ValueError('array is too big...')`` or ``MemoryError``, by
+allocating and freeing the result when it would take a GiB or more; an
+``IndexError`` of a gather under ``boundscheck``).  Each reduction's value is
+taken where the reduction was, and an empty ``min``/``max``/``argmin``/
+``argmax`` raises numba's ``ValueError`` there (:func:`empty_guard`), after
+whatever the statements in between printed, stored or raised.
 
 Exactness: the element is computed by the very scalar kernel numba's
 array-expression lowering builds (``_arr_expr_to_ast``, compiled with
@@ -26,8 +36,9 @@ array-expression lowering builds (``_arr_expr_to_ast``, compiled with
 each reduction repeats numba's own loop: sequential accumulation from index 0
 in the reduction's result type (numba's accumulator type), the first NaN wins
 for ``min``/``max``/``argmin``/``argmax``, complex numbers compare
-lexicographically, ``ValueError`` on an empty ``min``/``max``/``argmin``/
-``argmax``, NaN for an empty ``mean``, the broadcast ``ValueError``.  So results
+lexicographically, NaN for an empty ``mean``; each accumulator starts from
+a value LLVM cannot fold into the first element (a signalling NaN is quieted
+as in stock).  So results
 are bit-identical to stock numba (with ``fastmath`` both may reassociate).
 
 ``np.exp`` of float64s in a 1-D expression of float64s: unless the option
@@ -58,6 +69,7 @@ from numba.np.ufunc.array_exprs import (
 
 from .. import vecmath
 from ..analysis.defuse import DefUse
+from ..analysis.effects import may_write_memory
 from ..irbuild import fresh, with_body
 from ..pipeline import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
@@ -204,15 +216,23 @@ def match(func_ir, du: DefUse, typemap, source: str, reductions) -> tuple | Miss
         return Missed("IntermediateEscapes", f"'{source}' is also used at line "
                       f"{escapes.loc.line} and has type {ty}, which the fused loop "
                       "does not build", escapes.loc)
-    for stmt in block.body[start + 1:last]:
+    # The kernel reads the operands where the expression was, as stock
+    # numba does, and the reductions' values are used where they were: what
+    # happens to the operands in between cannot change them.  But an array
+    # that escapes is materialised there, and stock's reductions read it
+    # later: nothing in between may write it, through any alias.  Deny by
+    # default: only statements proven to write no array's memory may be
+    # there.  (What they raise, print or append is kept in order: the kernel
+    # raises only what the expression raises, and a min/max/argmin/argmax of
+    # no elements raises at its own statement.)
+    for stmt in block.body[start + 1:last] if escapes is not None else ():
         if id(stmt) in reds:
             continue
-        if isinstance(stmt, (ir.SetItem, ir.StaticSetItem, ir.SetAttr)) or (
-                isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Expr)
-                and stmt.value.op == "call"):
-            return Missed("InputMayBeWritten", f"line {stmt.loc.line} runs between the "
-                          "expression and its reductions and may write an operand",
-                          stmt.loc)
+        why = may_write_memory(func_ir, stmt, typemap)
+        if why is not None:
+            return Missed("InputMayBeWritten", f"{why} runs between the expression and "
+                          f"its reductions and may write '{source}', which is also used "
+                          f"at line {escapes.loc.line}", stmt.loc)
     for _, r in reductions:
         rty = typemap[r.stmt.target.name]
         if r.axis is not None:
@@ -383,10 +403,13 @@ def _reduction_code(kind: str, j: int, family: str) -> tuple:
         axis = int(kind[4:])
         return ([f"{r} = np.zeros(n{1 - axis}, _ACC{j})"],
                 f"{r}[i{1 - axis}] += _ACC{j}(v)", [], [], [])
+    # The starting value passes the optimisation fence: LLVM would fold
+    # ``1.0 * v`` (or ``-0.0 + v``) of the first element into ``v``, which
+    # keeps a signalling NaN signalling where stock's loop quiets it.
     if kind in ("sum", "mean"):
-        return [f"{r} = _ACC{j}(0)"], f"{r} += _ACC{j}(v)", [], [], []
+        return [f"{r} = _V(_ACC{j}(0))"], f"{r} += _ACC{j}(v)", [], [], []
     if kind == "prod":
-        return [f"{r} = _ACC{j}(1)"], f"{r} *= _ACC{j}(v)", [], [], []
+        return [f"{r} = _V(_ACC{j}(1))"], f"{r} *= _ACC{j}(v)", [], [], []
     if kind == "any":
         return [f"{r} = False"], f"if v:\n    {r} = True", [], [], []
     if kind == "all":
@@ -423,25 +446,66 @@ def _on_nan(codes, pad: str) -> list[str]:
     return [pad + "if np.isnan(v):", *(pad + "    " + line for line in body)] if body else []
 
 
-def _broadcast(size: str, lengths: list[tuple[str, str]]) -> list[str]:
-    """Lines setting ``size`` to the broadcast of ``(name, expression)``
-    lengths (1 stretches; another mismatch raises numba's ValueError)."""
-    lines = [f"    {size} = -1"]
-    for name, expr in lengths:
-        lines += [f"    {name} = {expr}",
-                  f"    if {name} != 1:",
-                  f"        if {size} == -1:",
-                  f"            {size} = {name}",
-                  f"        elif {name} != {size}:",
-                  "            raise ValueError('unable to broadcast argument to "
-                  "output array')"]
-    return lines + [f"    if {size} == -1:\n        {size} = 1"]
+def _broadcast(sizes: list[str], arrays: list[tuple[int, list[tuple[str, str, str]]]],
+               where: str = "") -> list[str]:
+    """Lines setting each of ``sizes`` to the broadcast of the operands'
+    lengths, as numba's ``_broadcast_onto`` does it: operand by operand
+    (``(argument number, [(size, length name, length expression)])``), each
+    dimension starting at 1; a length other than 1 and the size so far raises
+    numba's ValueError naming the argument, whose message ends in ``where``
+    (numba adds the location of the last statement it compiled)."""
+    lines = [f"    {size} = 1" for size in sizes]
+    for argno, dims in arrays:
+        message = f"unable to broadcast argument {argno} to output array{where}"
+        for size, name, expr in dims:
+            lines += [f"    {name} = {expr}",
+                      f"    if {size} != 1:",
+                      f"        if {name} != {size} and {name} != 1:",
+                      f"            raise ValueError({message!r})",
+                      f"    elif {name} != 1:",
+                      f"        {size} = {name}"]
+    return lines
 
 
-def _empty_check(kinds: list[str]) -> list[str]:
-    """The ValueError of the first min/max/argmin/argmax of nothing."""
-    first = next((k for k in kinds if k in _EXTREMES), None)
-    return ["    if n == 0:", f"        raise ValueError('{_EMPTY[first]}')"] if first else []
+def _allocation_probe(dims: list[str]) -> list[str]:
+    """Stock numba allocates the expression's result before reducing it: an
+    array of ``dims`` too big to be represented raises ``ValueError('array is
+    too big...')`` and one the allocator cannot give raises ``MemoryError``.
+    When the result would take a GiB or more, the kernel allocates it (and
+    frees it at once) with ``np.empty``, numba's own checks, so that exactly
+    these exceptions come out; zero dimensions count as 1, since numba's
+    overflow check multiplies the dimensions in order."""
+    size = " * ".join(f"float(max({d}, 1))" for d in dims)
+    shape = ", ".join(dims) + ("," if len(dims) == 1 else "")
+    return [f"    if {size} * _ITEMSIZE >= 1073741824.0:",
+            f"        np.empty(({shape}), _OUT)"]
+
+
+def _allocation(dims: list[str], materialise: bool) -> list[str]:
+    """The materialised result's allocation, or :func:`_allocation_probe`."""
+    if materialise:
+        shape = ", ".join(dims) + ("," if len(dims) == 1 else "")
+        return [f"    out = np.empty(({shape}), _OUT)"]
+    return _allocation_probe(dims)
+
+
+#: Each reduction's result when there are no elements, if its own code does
+#: not give it.  An empty extreme's result is a placeholder: the reduction's
+#: statement raises numba's ValueError (:func:`empty_guard`).
+_EMPTY_RESULTS = {"mean": "_NAN{j}", "min": "_OUT(0)", "max": "_OUT(0)",
+                  "argmin": "0", "argmax": "0"}
+
+
+def _empty_return(kinds: list[str], materialise: bool) -> list[str]:
+    """With a min/max/argmin/argmax, the kernel does not raise on no
+    elements (stock raises at the reduction, after whatever statements run
+    between the expression and it): it returns placeholders and ``n``, and
+    the reduction's own statement raises."""
+    if not any(k in _EXTREMES for k in kinds):
+        return []
+    results = (["out"] if materialise else []) + [
+        _EMPTY_RESULTS.get(kind, "r{j}").format(j=j) for j, kind in enumerate(kinds)]
+    return ["    if n == 0:", f"        return {', '.join(results + ['n'])}"]
 
 
 def _epilogue(codes, kinds: list[str], materialise: bool) -> list[str]:
@@ -449,8 +513,10 @@ def _epilogue(codes, kinds: list[str], materialise: bool) -> list[str]:
     lines = ["    " + line for code in codes for line in code[3]]
     lines += [f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)"
               for j, kind in enumerate(kinds) if kind == "mean"]
-    results = ", ".join((["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))])
-    return lines + [f"    return {results}" + ("," if len(kinds) + materialise > 1 else "")]
+    extremes = any(k in _EXTREMES for k in kinds)
+    results = (["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))] + (
+        ["n"] if extremes else [])
+    return lines + [f"    return {', '.join(results)}" + ("," if len(results) > 1 else "")]
 
 
 def _codes(kinds: list[str], family: str, materialise: bool) -> tuple[list, list[int]]:
@@ -463,8 +529,8 @@ def _codes(kinds: list[str], family: str, materialise: bool) -> tuple[list, list
 
 
 def _peeled(codes, extremes: list[int], first: str) -> list[str]:
-    """The peeled first element ``first`` (n > 0 here: an empty min/max
-    raised), which starts every scan, as in numba's min/max."""
+    """The peeled first element ``first`` (n > 0 here: on no elements the
+    kernel has returned), which starts every scan, as in numba's min/max."""
     lines = [f"        v = {first}", "        i = 0"]
     for j, (_, update, peel, *_) in enumerate(codes):
         source = peel if j in extremes else update.split("\n")
@@ -479,7 +545,7 @@ def _element_call(fn: str, array_args: list[bool], index: str) -> str:
 
 
 def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
-                  family: str = "float", materialise: bool = False) -> str:
+                  family: str = "float", materialise: bool = False, where: str = "") -> str:
     """Python source of the fused loop for reductions ``kinds`` of elements of
     ``family`` (see :func:`element_family`).  The kernel's namespace holds
     ``_OUT`` (the element dtype), ``_ACC{j}`` (reduction ``j``'s result
@@ -493,7 +559,8 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
         loops = [("True", lambda i: f"_V(_OUT(a0[a1[{i}]]))")]
     else:
         arrays = [k for k, is_array in enumerate(array_args) if is_array]
-        lines += _broadcast("n", [(f"L{k}", f"a{k}.shape[0]") for k in arrays])
+        lines += _broadcast(["n"], [(k, [("n", f"L{k}", f"a{k}.shape[0]")])
+                                    for k in arrays], where)
         same = " and ".join(f"L{k} == n" for k in arrays)
 
         def plain(i):
@@ -505,14 +572,13 @@ def kernel_source(kinds: list[str], array_args: list[bool], gather: bool,
                 for k in range(n_args)))
 
         loops = [(same, plain), ("True", wrapped)]
-    lines += _empty_check(kinds)
-    if materialise:
-        # Allocated where stock numba allocates the expression's result, after
-        # the broadcast check, before any reduction can raise.
-        lines.append("    out = np.empty(n, _OUT)")
+    # Allocated (or probed) where stock numba allocates the expression's
+    # result, after the broadcast check, before any reduction.
+    lines += _allocation(["n"], materialise)
     codes, extremes = _codes(kinds, family, materialise)
     for setup, *_ in codes:
         lines += ["    " + line for line in setup]
+    lines += _empty_return(kinds, materialise)
     for index, (cond, element) in enumerate(loops):
         lines.append(f"    if {cond}:" if index == 0 else "    else:")
         start = "0"
@@ -533,7 +599,7 @@ _BLOCK_EXTREMES = {"max": "_BLOCK_MAX", "min": "_BLOCK_MIN"}
 
 def kernel_source_blocked(kinds: list[str], array_args: list[bool],
                           family: str = "float", materialise: bool = False,
-                          block: int = vecmath.BLOCK) -> str:
+                          block: int = vecmath.BLOCK, where: str = "") -> str:
     """:func:`kernel_source` (1-D, not a gather) with the elements computed a
     block of ``block`` at a time into a stack buffer (no NRT allocation) by
     ``_element_vec`` (:func:`vector_element_kernel`: each ``np.exp`` by the
@@ -546,7 +612,7 @@ def kernel_source_blocked(kinds: list[str], array_args: list[bool],
     for zeros and the first NaN).  The broadcasting loop (an operand of
     length 1) is :func:`kernel_source`'s, unchanged."""
     plain = kernel_source(kinds, array_args, gather=False, family=family,
-                          materialise=materialise).split("\n")
+                          materialise=materialise, where=where).split("\n")
     # Reuse the plain kernel's head (broadcast, empty check, set-up) and its
     # broadcasting loop; replace its first loop.
     arrays = [k for k, is_array in enumerate(array_args) if is_array]
@@ -596,7 +662,8 @@ def kernel_source_blocked(kinds: list[str], array_args: list[bool],
 
 def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
                      family: str = "float", materialise: bool = False,
-                     gather: bool = False, ranks: list[int] | None = None) -> str:
+                     gather: bool = False, ranks: list[int] | None = None,
+                     where: str = "") -> str:
     """:func:`kernel_source` for an N-D expression whose array operands all
     have ``ndim`` dimensions: nested loops in C order (the order numba's
     reductions visit the C-contiguous temporary), a flat index ``i`` for
@@ -613,12 +680,12 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
     first = {k: ndim - ranks[k] for k in arrays}  # the first output dim each covers
     has = {(k, d) for k in arrays for d in dims if d >= first[k]}
     lines = [f"def _fused({', '.join(f'a{k}' for k in range(n_args))}):"]
-    for d in dims:
-        if gather:
-            lines.append(f"    n{d} = a1.shape[{d}]")
-            continue
-        lines += _broadcast(f"n{d}", [(f"L{k}_{d}", f"a{k}.shape[{d - first[k]}]")
-                                      for k in arrays if (k, d) in has])
+    if gather:
+        lines += [f"    n{d} = a1.shape[{d}]" for d in dims]
+    else:
+        lines += _broadcast([f"n{d}" for d in dims], [
+            (k, [(f"n{d}", f"L{k}_{d}", f"a{k}.shape[{d - first[k]}]")
+                 for d in dims if (k, d) in has]) for k in arrays], where)
     lines.append("    n = " + " * ".join(f"n{d}" for d in dims))
     same = ("True" if gather else
             " and ".join(f"L{k}_{d} == n{d}" for k in arrays for d in dims
@@ -635,12 +702,11 @@ def kernel_source_nd(kinds: list[str], array_args: list[bool], ndim: int,
             return f"a{k}[{', '.join(parts) or '()'}]"  # () for a 0-d array
         return f"_V(_OUT(_element({', '.join(at(k) for k in range(n_args))})))"
 
-    lines += _empty_check(kinds)
-    if materialise:
-        lines.append(f"    out = np.empty(({', '.join(f'n{d}' for d in dims)},), _OUT)")
+    lines += _allocation([f"n{d}" for d in dims], materialise)
     codes = [_reduction_code(kind, j, family) for j, kind in enumerate(kinds)]
     for setup, *_ in codes:
         lines += ["    " + line for line in setup]
+    lines += _empty_return(kinds, materialise)
     index = [f"i{d}" for d in dims]
     loops = ((same, False),) if gather else ((same, False), ("True", True))
     for number, (cond, wrap) in enumerate(loops):
@@ -698,7 +764,32 @@ def fused_kernel(source: str, element, flags, constants: dict, reassociate=False
             disp = numba.njit(boundscheck=bool(flags.boundscheck), fastmath=fastmath or False,
                               error_model=flags.error_model,
                               **_JITTED_CALLERS_ONLY)(namespace["_fused"])
+            # Reads its operands, writes only the array it allocates.
+            disp._loopopt_pure = True
             _KERNELS[key] = disp
+    return disp
+
+
+_GUARDS: dict = {}
+
+
+def empty_guard(kind: str):
+    """``guard(n, value)``: ``value``, or numba's ``ValueError`` for ``kind``
+    (min, max, argmin, argmax) of no elements when ``n == 0``.  It replaces
+    the reduction's statement, so the exception comes where stock raises it."""
+    with _KERNELS_LOCK:
+        disp = _GUARDS.get(kind)
+        if disp is None:
+            message = _EMPTY[kind]
+
+            def guard(n, value):
+                if n == 0:
+                    raise ValueError(message)
+                return value
+
+            disp = numba.njit(**_JITTED_CALLERS_ONLY)(guard)
+            disp._loopopt_pure = True
+            _GUARDS[kind] = disp
     return disp
 
 
@@ -778,6 +869,10 @@ class FuseReductions(LoopOptPass):
             array_args = [isinstance(typemap[n], types.Array) for n in names]
             ranks = [getattr(typemap[n], "ndim", 0) for n in names]
             ndim = typemap[source].ndim
+            # numba's broadcast error ends in the location of the last
+            # statement it compiled: usually the first line of the kernel it
+            # builds for the expression, in the expression's file.
+            where = f'\nFile "{value.loc.filename}", line 1, '
             note = _vector_exp_decision(value, typemap, state.typingctx, dtype, ndim,
                                         reds, vector_exp)
             if note is not None and note[0]:
@@ -785,13 +880,13 @@ class FuseReductions(LoopOptPass):
                          "_carray": numba.carray, "_stack_buffer": vecmath.stack_buffer,
                          "_BLOCK_MAX": vecmath.block_max, "_BLOCK_MIN": vecmath.block_min}
                 src = kernel_source_blocked(kinds, array_args, family=family,
-                                            materialise=escapes)
+                                            materialise=escapes, where=where)
             elif ndim == 1 and all(r.axis is None for r in reds):
                 src = kernel_source(kinds, array_args, gather=False, family=family,
-                                    materialise=escapes)
+                                    materialise=escapes, where=where)
             else:
                 src = kernel_source_nd(kinds, array_args, ndim, family=family,
-                                       materialise=escapes, ranks=ranks)
+                                       materialise=escapes, ranks=ranks, where=where)
         else:
             element, names = None, [value.value.name, value.index.name]
             ndim = typemap[source].ndim
@@ -804,6 +899,7 @@ class FuseReductions(LoopOptPass):
         # Without fastmath the element passes through an optimisation fence
         # before it is accumulated, as it passes through memory in stock numba.
         constants = {"_OUT": numpy_support.as_dtype(dtype).type,
+                     "_ITEMSIZE": float(numpy_support.as_dtype(dtype).itemsize),
                      "_V": _identity if fastmath or reassociate else opaque}
         for j, r in enumerate(reds):
             rty = typemap[r.stmt.target.name]
@@ -825,14 +921,18 @@ class FuseReductions(LoopOptPass):
         sig = fnty.get_call_type(state.typingctx, argtys, {})
         typemap[fn.name] = fnty
         calltypes[call] = sig
-        if len(reds) == 1 and not escapes:
+        extremes = [r for r in reds if r.kind in _EXTREMES]
+        size = None
+        if len(reds) == 1 and not escapes and not extremes:
             result, unpack = reds[0].stmt.target, {}
         else:
             result = fresh(scope, "fused_results", loc)
             typemap[result.name] = sig.return_type
-            unpack = {id(r.stmt): ir.Assign(
-                ir.Expr.static_getitem(result, j + escapes, None, loc), r.stmt.target,
-                r.stmt.loc) for j, r in enumerate(reds)}
+            if extremes:
+                size = fresh(scope, "fused_size", loc)
+                typemap[size.name] = sig.return_type.types[-1]
+            unpack = {id(r.stmt): _unpack(state, result, j + escapes, r, size)
+                      for j, r in enumerate(reds)}
         getattrs = {r.stmt.value.func.name for r in reds}
         body = []
         for stmt in block.body:
@@ -842,8 +942,11 @@ class FuseReductions(LoopOptPass):
                 if escapes:
                     body.append(ir.Assign(ir.Expr.static_getitem(result, 0, None, loc),
                                           site.stmt.target, loc))
+                if size is not None:
+                    body.append(ir.Assign(ir.Expr.static_getitem(
+                        result, len(reds) + escapes, None, loc), size, loc))
             elif id(stmt) in unpack:
-                body.append(unpack[id(stmt)])
+                body += unpack[id(stmt)]
             elif any(stmt is r.stmt for r in reds):
                 continue  # the single reduction now is the call itself
             elif isinstance(stmt, ir.Assign) and stmt.target.name in getattrs \
@@ -855,6 +958,26 @@ class FuseReductions(LoopOptPass):
         if not escapes:
             typemap.pop(source, None)
         return note
+
+
+def _unpack(state, result: ir.Var, index: int, r: Reduction, size) -> list:
+    """The statements that replace reduction ``r``: its value from the
+    kernel's results, through :func:`empty_guard` for an extreme."""
+    loc, target = r.stmt.loc, r.stmt.target
+    take = ir.Expr.static_getitem(result, index, None, loc)
+    if r.kind not in _EXTREMES:
+        return [ir.Assign(take, target, loc)]
+    scope, typemap = target.scope, state.typemap
+    value, fn = fresh(scope, "fused_value", loc), fresh(scope, "empty_guard", loc)
+    typemap[value.name] = typemap[result.name].types[index]
+    disp = empty_guard(r.kind)
+    fnty = state.typingctx.resolve_value_type(disp)
+    argtys = (typemap[size.name], typemap[value.name])
+    call = ir.Expr.call(fn, [size, value], (), loc)
+    typemap[fn.name] = fnty
+    state.calltypes[call] = fnty.get_call_type(state.typingctx, argtys, {})
+    return [ir.Assign(take, value, loc), ir.Assign(ir.Global("_guard", disp, loc), fn, loc),
+            ir.Assign(call, target, loc)]
 
 
 def _vector_exp_decision(value, typemap, typingctx, dtype, ndim, reds,
