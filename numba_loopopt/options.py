@@ -126,7 +126,10 @@ class InliningOptions(_Validated):
     cost_model: Any = _option(
         None, "A callable ``(expr, caller_ir, callee_ir, depth) -> bool`` deciding "
         "each call site instead of the size budgets (numba's inline= cost model "
-        "signature plus the inline depth); the depth bound still applies.",
+        "signature plus the inline depth); the depth bound still applies. "
+        "``cache=True`` keys it on its code, constants, defaults, closure cells "
+        "and the globals it reads, and does not cache a function whose cost "
+        "model cannot be keyed (a callable object).",
         kind=object, optional_callable=True)
 
 
