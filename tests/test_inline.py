@@ -1000,3 +1000,47 @@ def test_a_callee_cached_by_another_process_keeps_the_call(tmp_path):
     assert first == {"value": 2, "keys": ["Inlined"]}
     assert run("stock", 50) == {"value": 2}  # loads the first process's code
     assert run("opt", 50) == {"value": 2, "keys": ["UnknownProvenance"]}
+
+
+BEFORE_IMPORT = '''
+import json
+import numba
+
+G = 1
+
+
+@numba.njit
+def adds_g(x):
+    return x + G
+
+
+adds_g(1)  # compiled before numba_loopopt is imported: nothing recorded it
+G = 100
+
+import numba_loopopt as lo  # noqa: E402
+
+
+def caller(x):
+    return adds_g(x)
+
+
+disp = lo.jit(caller)
+print(json.dumps({"value": disp(1), "stock": numba.njit(caller)(1),
+                  "remarks": [[r.key, r.message] for r in lo.remarks(disp, disp.signatures[0])
+                              if r.pass_name == "inline"]}))
+'''
+
+
+def test_a_callee_compiled_before_numba_loopopt_was_imported_keeps_the_call(tmp_path):
+    script = tmp_path / "before_import.py"
+    script.write_text(BEFORE_IMPORT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_LOOPOPT_")}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["value"] == out["stock"] == 2
+    ((key, message),) = out["remarks"]
+    assert key == "UnknownProvenance"
+    assert "'adds_g' has code compiled for (int64,) that numba_loopopt did not see " \
+           "compiled" in message
