@@ -142,9 +142,19 @@ class _Keyer:
             return self.cls(value, where)
         if isinstance(value, types.BuiltinFunctionType) or (
                 isinstance(value, types.FunctionType) and _in_library(value)):
-            return f"{type(value).__name__}:{value.__module__}.{value.__qualname__}"
+            name = f"{type(value).__name__}:{value.__module__}.{value.__qualname__}"
+            bound = getattr(value, "__self__", None)
+            if bound is not None and not isinstance(bound, types.ModuleType):
+                # A built-in method of an object ({}.get): the object counts.
+                name += f"({self.text(bound, f'{where}.__self__')})"
+            return name
         if isinstance(value, types.FunctionType):
             return self.function(value, where)
+        if isinstance(value, (types.MethodDescriptorType, types.WrapperDescriptorType,
+                              types.ClassMethodDescriptorType)):
+            # str.upper, int.__add__: a built-in type's method.
+            return (f"{type(value).__name__}:{self.cls(value.__objclass__, where)}."
+                    f"{value.__name__}")
         if isinstance(value, functools.partial):
             return (f"partial({self.text(value.func, where)}, "
                     f"{self.text(value.args, where)}, {self.text(value.keywords, where)})")

@@ -10,6 +10,7 @@ whose configuration changed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -54,6 +55,14 @@ def by_helper(expr, caller, callee, depth):
     return depth < _limit()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Limited:
+    limit: int
+
+    def cost_model(self, expr, caller, callee, depth):
+        return depth < self.limit
+
+
 def test_every_part_of_a_callable_is_keyed(monkeypatch):
     pairs = {
         "constant": (lambda e, a, b, d: d < 1, lambda e, a, b, d: d < 2),
@@ -63,6 +72,8 @@ def test_every_part_of_a_callable_is_keyed(monkeypatch):
         "closure cell": (_make(1), _make(2)),
         "partial": (functools.partial(lambda k, e, a, b, d: d < k, 1),
                     functools.partial(lambda k, e, a, b, d: d < k, 2)),
+        "bound built-in method": ({0: True}.get, {0: False}.get),
+        "bound method": (_Limited(1).cost_model, _Limited(2).cost_model),
     }
     for name, (one, other) in pairs.items():
         assert fingerprint(one) != fingerprint(other), name
