@@ -102,7 +102,8 @@ class _Keyer:
         self.active: dict[int, int] = {}  # objects being walked: a cycle's target
 
     def text(self, value, where: str) -> str:
-        if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        if value is None or value is NotImplemented or value is Ellipsis or isinstance(
+                value, (bool, int, float, complex, str, bytes)):
             return f"{type(value).__name__}:{value!r}"
         if isinstance(value, np.generic):
             return f"np:{value.dtype.descr!r}:{value.tobytes().hex()}"
