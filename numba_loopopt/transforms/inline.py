@@ -59,6 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba.core import compiler, event, ir, types
+from numba.core.caching import NullCache
 from numba.core.compiler import DefaultPassBuilder
 from numba.core.compiler_machinery import register_pass
 from numba.core.cpu import InlineOptions
@@ -199,7 +200,7 @@ RECORDS = "_loopopt_provenance"
 
 #: Constant arrays up to this size are fingerprinted by their contents; a
 #: larger one makes a compiled callee that reads it unprovable.
-HASH_LIMIT = 1 << 28
+HASH_LIMIT = 1 << 24
 
 _MISSING = object()
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, whose attributes can change
@@ -440,6 +441,21 @@ def compile_inlined_callees(cres) -> None:
             pass
 
 
+def _cached_signatures(disp):
+    """The signatures numba would load from its disk cache for ``disp``
+    (``cache=True``): those of the index entries whose key is the one numba
+    computes now.  None if the index cannot be read."""
+    cache = getattr(disp, "_cache", None)
+    if cache is None or isinstance(cache, NullCache) or not getattr(cache, "_enabled", True):
+        return ()
+    try:
+        index = cache._cache_file._load_index()
+        codegen = disp.targetctx.codegen()
+        return [key[0] for key in index if cache._index_key(key[0], codegen) == key]
+    except Exception:  # noqa: BLE001 - an index we cannot read proves nothing
+        return None
+
+
 def _known_pipeline(pipeline) -> bool:
     from ..pipeline import LoopOptPipeline
 
@@ -571,6 +587,15 @@ class _Callees:
                 return Missed("FrozenValueChanged", f"{where} when {detail}: numba "
                               "keeps calling the code compiled then, so the call "
                               "stays a call")
+        cached = _cached_signatures(disp)
+        unseen = None if cached is None else [
+            sig for sig in cached if not isinstance(sig, tuple) or sig not in disp.overloads]
+        if unseen is None or unseen:
+            what = ("code in numba's cache (cache=True) that numba_loopopt cannot list"
+                    if unseen is None else "code for " + _signature_text(unseen[0])
+                    + " in numba's cache (cache=True), compiled in another process")
+            return Missed("UnknownProvenance", f"'{name}' has {what}, which numba would "
+                          "load: what it froze is unknown; it stays a call")
         return None
 
     def _options_differ(self, name, pipeline, env) -> Missed | None:
