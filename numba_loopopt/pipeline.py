@@ -2,8 +2,10 @@
 
 Two safety nets keep a pass from breaking a user's compile:
 
-* each pass runs under :class:`LoopOptPass`, which snapshots the IR, and on an
-  internal error restores it and records a missed ``InternalError`` remark;
+* each pass runs under :class:`~numba_loopopt.passbase.LoopOptPass` (in
+  :mod:`numba_loopopt.passbase`, below the transforms), which snapshots the
+  IR, and on an internal error restores it and records a missed
+  ``InternalError`` remark;
 * if compilation fails *after* a pass changed the IR (type inference or
   lowering rejecting a rewrite), :class:`LoopOptPipeline` returns a second,
   stock pipeline, and numba's ``_compile_core`` moves on to it.  It starts from
@@ -15,108 +17,34 @@ Two safety nets keep a pass from breaking a user's compile:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from numba.core import errors
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
-from numba.core.compiler_machinery import AnalysisPass, FunctionPass, PassManager, register_pass
+from numba.core.compiler_machinery import AnalysisPass, PassManager, register_pass
 from numba.core.typed_passes import NopythonRewrites
 from numba.core.untyped_passes import InlineInlinables
 
 from . import global_arrays
 from .options import Options
+
+# The pass base lives below the transforms; its names are re-exported here
+# until every transform imports them from .passbase.
+from .passbase import (
+    STATE_KEY,
+    CompileContext,
+    LoopOptPass,
+    compile_context,
+    register_pipeline,
+)
 from .remarks import METADATA_KEY, RemarkEmitter, warn_missed
 
-#: Key of the per-compilation :class:`CompileContext` in numba's state.
-STATE_KEY = "loopopt"
-
-
-@dataclass
-class CompileContext:
-    """Per-compilation state.  Passes are singletons shared by every
-    compilation and thread, so nothing per-compile may live on them."""
-
-    options: Options
-    changed: bool = False
-    initial: dict[str, Any] = field(default_factory=dict)
-
-
-def compile_context(state) -> CompileContext:
-    """The context of this compilation; a default one when a loopopt pass runs
-    in someone else's pipeline."""
-    ctx = state.get(STATE_KEY)
-    if ctx is None:
-        ctx = CompileContext(Options().with_environment())
-        state[STATE_KEY] = ctx
-    return ctx
+__all__ = ["STATE_KEY", "CompileContext", "LoopOptFallback", "LoopOptPass",
+           "LoopOptPipeline", "ReportRemarks", "add_loopopt_passes", "compile_context"]
 
 
 class LoopOptFallback(errors.NumbaError):
     """Compilation failed after a loopopt pass changed the IR."""
-
-
-class _IRSnapshot:
-    """A cheap copy of everything a pass may change, to roll it back.
-
-    Passes never edit existing statements in place (they build new ones), so
-    copying the block bodies, the definitions and the type maps is enough; no
-    deep copy, which would also copy every large constant the IR holds.
-    """
-
-    def __init__(self, state):
-        func_ir = state.func_ir
-        self.func_ir = func_ir
-        self.attrs = dict(func_ir.copy().__dict__)
-        self.attrs["_definitions"] = {k: list(v) for k, v in func_ir._definitions.items()}
-        self.state = {k: (dict(state[k]) if isinstance(state.get(k), dict) else state.get(k))
-                      for k in ("typemap", "calltypes", "return_type")}
-
-    def restore(self, state) -> None:
-        self.func_ir.__dict__.clear()
-        self.func_ir.__dict__.update(self.attrs)
-        state.func_ir = self.func_ir
-        state.update(self.state)
-
-
-class LoopOptPass(FunctionPass):
-    """Base of every loopopt pass: options, remarks and the rollback net.
-
-    Subclasses set ``_name`` (numba's registry name), ``pass_name`` (the name
-    in remarks) and ``options_field`` (their field of :class:`Options`), and
-    implement :meth:`transform`.
-    """
-
-    pass_name: ClassVar[str]
-    options_field: ClassVar[str]
-
-    def __init__(self):
-        FunctionPass.__init__(self)
-
-    def transform(self, state, options, emit: RemarkEmitter) -> bool:
-        raise NotImplementedError
-
-    def run_pass(self, state) -> bool:
-        ctx = compile_context(state)
-        pass_options = getattr(ctx.options, self.options_field)
-        if not pass_options.enabled:
-            return False
-        emit = RemarkEmitter(self.pass_name, state.func_ir.loc)
-        snapshot = _IRSnapshot(state)
-        try:
-            changed = bool(self.transform(state, pass_options, emit))
-        except Exception as exc:
-            if ctx.options.strict:
-                raise
-            snapshot.restore(state)
-            emit = RemarkEmitter(self.pass_name, state.func_ir.loc)
-            emit.missed("InternalError", None,
-                        f"the pass raised {type(exc).__name__}: {exc}; "
-                        "it was rolled back and the function compiles without it")
-            changed = False
-        emit.commit(state.metadata)
-        ctx.changed |= changed
-        return changed
 
 
 @register_pass(mutates_CFG=False, analysis_only=True)
@@ -189,6 +117,7 @@ def _rebuild(pm: PassManager, cls: type) -> PassManager:
     return new
 
 
+@register_pipeline
 class LoopOptPipeline(CompilerBase):
     """numba's nopython pipeline with the loopopt passes inserted.
 
@@ -209,8 +138,8 @@ class LoopOptPipeline(CompilerBase):
         key = (cls, options)
         sub = LoopOptPipeline._with_options_cache.get(key)
         if sub is None:
-            sub = type(cls.__name__, (cls,), {"options": options,
-                                              "__module__": cls.__module__})
+            sub = register_pipeline(type(cls.__name__, (cls,), {
+                "options": options, "__module__": cls.__module__}))
             LoopOptPipeline._with_options_cache[key] = sub
         return sub
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numba
@@ -15,6 +16,7 @@ from numba.core.errors import NumbaPerformanceWarning, TypingError
 import numba_loopopt as lo
 from numba_loopopt import LoopOptPipeline, OptionError, Options
 from numba_loopopt._compat import check_numba_version
+from numba_loopopt.passbase import LoopOptPass, derived_names
 from numba_loopopt.transforms.while_to_range import WhileToRange
 
 
@@ -249,3 +251,67 @@ def test_unsupported_numba_is_refused_with_a_clear_message(monkeypatch):
         check_numba_version("0.61.2")
     monkeypatch.setenv("NUMBA_LOOPOPT_SKIP_VERSION_CHECK", "1")
     check_numba_version("0.61.2")
+
+
+# --- the pass base: one name per pass ---------------------------------------
+
+
+def test_every_pass_has_one_name_the_others_derive_from():
+    from numba_loopopt.transforms.fuse_loops import FuseLoops
+    from numba_loopopt.transforms.fuse_reduce import FuseReductions
+    from numba_loopopt.transforms.inline import InlineCalls
+
+    for cls, name in ((InlineCalls, "inline"), (WhileToRange, "while-to-range"),
+                      (FuseLoops, "fuse-loops"), (FuseReductions, "fuse-reduce")):
+        field = name.replace("-", "_")
+        assert (cls.pass_name, cls.options_field, cls.name()) == (
+            name, field, f"loopopt_{field}")
+        assert derived_names(name) == (field, f"loopopt_{field}")
+
+
+def test_a_pass_declares_its_name_and_the_rest_derives():
+    class Declared(LoopOptPass):
+        pass_name = "fuse-reduce"
+
+    assert (Declared.options_field, Declared.name()) == ("fuse_reduce", "loopopt_fuse_reduce")
+
+    class Spelled(LoopOptPass):  # the old attributes, spelled as derived
+        _name = "loopopt_while_to_range"
+        pass_name = "while-to-range"
+        options_field = "while_to_range"
+
+    assert Spelled.options_field == "while_to_range"
+
+    class Variant(Declared):  # a subclass of a pass keeps its names
+        pass
+
+    assert (Variant.pass_name, Variant.name()) == ("fuse-reduce", "loopopt_fuse_reduce")
+
+
+@pytest.mark.parametrize("body,message", [
+    ({}, "sets no pass_name"),
+    ({"pass_name": "Fuse_Reduce"}, "must be lower-case words joined by '-'"),
+    ({"pass_name": "fuse-reduce", "options_field": "fuse_loops"},
+     "a pass has one name; pass_name = 'fuse-reduce' makes options_field 'fuse_reduce', "
+     "but the class sets 'fuse_loops'"),
+    ({"pass_name": "fuse-reduce", "_name": "loopopt_fusereduce"},
+     "makes _name 'loopopt_fuse_reduce'"),
+    ({"pass_name": "unroll"}, "needs the field 'unroll' of numba_loopopt.Options"),
+])
+def test_a_pass_with_inconsistent_names_fails_at_class_creation(body, message):
+    with pytest.raises(TypeError, match=re.escape(message)):
+        type("Broken", (LoopOptPass,), body)
+
+
+def test_pipeline_reexports_the_pass_base_and_registers_its_classes():
+    from numba.core.compiler import Compiler
+
+    from numba_loopopt import passbase, pipeline
+
+    for name in ("LoopOptPass", "CompileContext", "compile_context", "STATE_KEY"):
+        assert getattr(pipeline, name) is getattr(passbase, name)
+    assert passbase.is_known_pipeline(Compiler)
+    assert passbase.is_known_pipeline(LoopOptPipeline)
+    assert passbase.is_known_pipeline(LoopOptPipeline.with_options({"inline": False}))
+    assert not passbase.is_known_pipeline(type("Mine", (LoopOptPipeline,), {}))
+    assert not passbase.is_known_pipeline(None)
