@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from numba.core import ir
@@ -91,7 +91,21 @@ class RemarkEmitter:
     def passed(self, key: str, loc: ir.Loc | None, message: str, **args: object) -> Remark:
         return self._emit(RemarkKind.PASSED, key, loc, message, args)
 
-    def missed(self, key: str, loc: ir.Loc | None, message: str, **args: object) -> Remark:
+    def missed(self, key: str | Missed, loc: ir.Loc | None = None, message: str | None = None,
+               **args: object) -> Remark:
+        """Record a missed remark: ``missed(key, loc, message, **args)``, or
+        ``missed(why)`` with a :class:`Missed` (its key, message, location and
+        arguments; a ``loc`` given here is used when ``why`` has none, and
+        ``args`` given here are added to its own)."""
+        if isinstance(key, Missed):
+            if message is not None:
+                raise TypeError("missed(why): the message is the Missed object's own")
+            why = key
+            return self._emit(RemarkKind.MISSED, why.key,
+                              why.loc if why.loc is not None else loc, why.message,
+                              {**why.arguments, **args})
+        if message is None:
+            raise TypeError(f"missed({key!r}, ...) needs a message")
         return self._emit(RemarkKind.MISSED, key, loc, message, args)
 
     def analysis(self, key: str, loc: ir.Loc | None, message: str, **args: object) -> Remark:
@@ -119,6 +133,36 @@ def warn_missed(found: Iterable[Remark]) -> None:
                                    remark.line or 1)
 
 
+class RemarkList(list):
+    """The remarks of one signature: a list of :class:`Remark` that prints
+    one remark per line, as ``str(remark)`` does."""
+
+    def __repr__(self) -> str:
+        return "\n".join(map(str, self)) if self else "[]"
+
+    __str__ = __repr__
+
+
+class RemarksBySignature(dict):
+    """Each compiled signature's :class:`RemarkList`: a dict that prints each
+    signature, then its remarks indented below it."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "{}"
+        lines = []
+        for sig, found in self.items():
+            head = "(" + ", ".join(str(t) for t in sig) + ")"
+            if not found:
+                lines.append(f"{head}: no remarks")
+                continue
+            lines.append(f"{head}:")
+            lines += [f"  {remark}" for remark in found]
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+
 def _as_argtypes(signature):
     args = getattr(signature, "args", signature)
     return tuple(args)
@@ -130,7 +174,9 @@ def remarks(dispatcher, signature=None):
     Follows numba's ``inspect_*`` convention: with a ``signature`` (a tuple of
     argument types, as in ``dispatcher.signatures``, or a numba ``Signature``)
     return that signature's list of :class:`Remark`; without one, return a
-    dict from each compiled signature to its list.
+    dict from each compiled signature to its list.  Both print readably:
+    one remark per line (a :class:`RemarkList`), under its signature (a
+    :class:`RemarksBySignature`).
     """
     overloads = getattr(dispatcher, "overloads", None)
     if overloads is None:
@@ -139,20 +185,53 @@ def remarks(dispatcher, signature=None):
         )
     if signature is None:
         # numba's own cache loads overloads without metadata (None).
-        return {sig: list((cres.metadata or {}).get(METADATA_KEY, ()))
-                for sig, cres in overloads.items()}
+        return RemarksBySignature(
+            (sig, RemarkList((cres.metadata or {}).get(METADATA_KEY, ())))
+            for sig, cres in overloads.items())
     key = _as_argtypes(signature)
     if key not in overloads:
         known = ", ".join(str(s) for s in overloads) or "none"
         raise KeyError(f"{dispatcher.__name__} has no compiled signature {key}; "
                        f"compiled: {known}")
-    return list((overloads[key].metadata or {}).get(METADATA_KEY, ()))
+    return RemarkList((overloads[key].metadata or {}).get(METADATA_KEY, ()))
 
 
-@dataclass(frozen=True)
+def _pairs(args) -> tuple[tuple[str, object], ...]:
+    """Named arguments as a tuple of ``(name, value)`` pairs, from a mapping
+    or from pairs."""
+    if not args:
+        return ()
+    items = args.items() if isinstance(args, Mapping) else args
+    pairs = tuple((str(name), value) for name, value in items)
+    return tuple(dict(pairs).items())
+
+
+@dataclass(frozen=True, init=False)
 class Missed:
-    """Why a match failed: the key, message and location of a missed remark."""
+    """Why a match failed: the key, message, location and named arguments of
+    a missed remark.
+
+    ``Missed(key, message, loc=None, args=(), **kwargs)``: the arguments, as
+    LLVM remarks carry them, are the values the message is made of, given
+    as keywords (``Missed("BoundChanges", msg, loc, bound="n")``) or as
+    ``args``, a mapping or ``(name, value)`` pairs (for a name such as
+    ``key`` or ``loc``).  ``emit.missed(why)`` records it with all of them.
+    """
 
     key: str
     message: str
     loc: ir.Loc | None = None
+    args: tuple[tuple[str, object], ...] = ()
+
+    def __init__(self, key: str, message: str, loc: ir.Loc | None = None,
+                 args: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+                 **kwargs: object):
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "loc", loc)
+        object.__setattr__(self, "args", _pairs(_pairs(args) + tuple(kwargs.items())))
+
+    @property
+    def arguments(self) -> dict[str, object]:
+        """The named arguments, as a dict."""
+        return dict(self.args)
