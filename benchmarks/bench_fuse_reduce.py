@@ -27,7 +27,7 @@ import numpy as np
 from bench_while_to_range import interleaved_min
 
 import numba_loopopt as lo
-from numba_loopopt.bench import gather, hand_gather
+from numba_loopopt.cli.bench import gather, hand_gather
 
 try:
     import numexpr

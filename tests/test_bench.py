@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from numba_loopopt import bench
-from numba_loopopt.__main__ import main as cli_main
+from numba_loopopt.cli import bench
+from numba_loopopt.cli import main as cli_main
 
 
 def test_quick_run_prints_tables_and_writes_results(tmp_path, capsys):
@@ -66,7 +66,7 @@ def test_missing_jax_is_skipped_and_said(tmp_path, capsys):
 
 
 def test_optional_modules_are_not_imported_with_the_package():
-    code = ("import sys, numba_loopopt, numba_loopopt.bench, numba_loopopt.__main__\n"
+    code = ("import sys, numba_loopopt, numba_loopopt.cli.bench, numba_loopopt.__main__\n"
             "print(sorted(m for m in ('matplotlib', 'numexpr', 'pyperf', 'jax', "
             "'pytensor') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -12,7 +12,7 @@ import pytest
 from numba import types
 from numba.core import ir
 
-from numba_loopopt.__main__ import main
+from numba_loopopt.cli import main
 from numba_loopopt.testing import dump_ir, format_stmt, format_type
 
 KERNELS = '''
@@ -159,6 +159,34 @@ def test_pass_takes_numba_pass_names_too(kernels, capsys):
     assert ":: int64" in after and ":: int64" not in before
 
 
+@pytest.mark.parametrize("argv", [
+    ["kernels.py:total", "--no-ir", "float64[:]", "int64"],
+    ["--no-ir", "kernels.py:total", "float64[:]", "int64"],
+    ["kernels.py:total", "float64[:]", "--no-ir", "int64"],
+    ["kernels.py:total", "float64[:]", "int64", "--no-ir"],
+])
+def test_options_may_come_between_the_arguments(kernels, capsys, argv):
+    status, out, err = explain(capsys, *argv)
+    assert (status, err) == (0, "")
+    assert out.startswith("== total(array(float64, 1d, A), int64) ==")
+    assert "[while-to-range] changed the IR\n" in out and "+++" not in out
+
+
+def test_repeated_options_between_the_arguments_keep_their_order(kernels, capsys):
+    status, out, _ = explain(capsys, "kernels.py:total", "--pass", "while-to-range",
+                             "float64[:]", "--pass", "fuse-loops", "int64", "--no-ir")
+    assert status == 0
+    assert "[while-to-range] changed the IR" in out and "[fuse-loops] no change" in out
+    assert "[inline]" not in out
+
+
+def test_unknown_options_are_still_rejected(kernels, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "kernels.py:total", "--no-such-option", "float64[:]", "int64"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
 def test_left_out_defaults_are_typed_as_omitted(kernels, capsys):
     status, out, _ = explain(capsys, f"{kernels}:with_default", "float64")
     assert status == 0
@@ -200,6 +228,14 @@ ERRORS = [
      "never_called has no compiled signatures: give the types of its arguments (x)"),
     (["kernels.py:total"], "total has no compiled signatures"),
     (["kernels.py"], "expected FILE.py:FUNC, got 'kernels.py'"),
+    # FILE.py:FUNC forgotten: the types' colons do not make a file name of them.
+    (["(float64[:], float64[:], float64[:])"],
+     "expected FILE.py:FUNC, got '(float64[:], float64[:], float64[:])' "
+     "(argument types come after FILE.py:FUNC)"),
+    (["float64[:]", "int64"],
+     "expected FILE.py:FUNC, got 'float64[:]' (argument types come after FILE.py:FUNC)"),
+    (["int64"], "expected FILE.py:FUNC, got 'int64'"),
+    (["kernels.py:1st", "int64"], "'1st' is not a function name (give FILE.py:FUNC)"),
     (["kernels.py:total", "float64[:]", "int64", "--pass", "nope"],
      "no pass named 'nope' in the pipeline; the loopopt passes are inline, "
      "while-to-range, fuse-loops, fuse-reduce"),

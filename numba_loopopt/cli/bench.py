@@ -84,10 +84,10 @@ import numba
 import numpy as np
 from numba.core.errors import NumbaPerformanceWarning
 
-from . import __version__
-from .decorator import jit
+from .._version import __version__
+from ..decorator import jit
+from ..remarks import RemarkKind, remarks
 from .demo import fill_then_sum, pytensor_scan, while_with_flag
-from .remarks import RemarkKind, remarks
 
 QUICK_SIZES = (10**3, 10**4, 10**5, 10**6)
 FULL_SIZES = (10**3, 10**4, 10**5, 10**6, 10**7)
@@ -467,7 +467,7 @@ def _load_pytensor_bench(tools: Tools):
     if importlib.util.find_spec("pytensor") is None:
         tools.missing["pytensor"] = "PyTensor is not installed (pip install '.[pytensor]')"
         return None
-    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
+    bench_dir = Path(__file__).resolve().parents[2] / "benchmarks"
     if not (bench_dir / "bench_pytensor.py").is_file():
         tools.missing["pytensor"] = (f"{bench_dir}/bench_pytensor.py not found (the "
                                      "PyTensor graphs need a source checkout)")

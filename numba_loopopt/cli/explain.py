@@ -5,6 +5,7 @@
     python -m numba_loopopt explain kernels.py:total "float64[:]" int64
     python -m numba_loopopt explain kernels.py:total "(float64[:], int64)"
     python -m numba_loopopt explain kernels.py:total     # its compiled signatures
+    python -m numba_loopopt explain kernels.py:total --no-ir "float64[:]" int64
 
 loads ``kernels.py`` by path (it need not be importable), compiles ``total``
 (a plain function, or one decorated with ``numba.njit`` or
@@ -12,7 +13,7 @@ loads ``kernels.py`` by path (it need not be importable), compiles ``total``
 given argument types, and prints the remarks, then the numba IR before and
 after each pass that changed it, as a unified diff (``--full`` prints both
 dumps).  Without argument types it explains every signature the module
-compiled while it ran.
+compiled while it ran.  Options may come anywhere after ``explain``.
 
 The IR is captured by :class:`numba_loopopt.testing.CaptureIR` around the
 passes, and dumped by :func:`numba_loopopt.testing.dump_ir`, which elides large
@@ -36,10 +37,11 @@ from numba.core import sigutils, types, typing
 from numba.core.registry import CPUDispatcher
 from numba.extending import is_jitted
 
-from .pipeline import LoopOptPass, LoopOptPipeline
-from .remarks import METADATA_KEY, Remark
-from .testing import _METADATA_KEY as _DUMPS_KEY
-from .testing import CaptureIR
+from ..passbase import LoopOptPass
+from ..pipeline import LoopOptPipeline
+from ..remarks import METADATA_KEY, Remark
+from ..testing import _METADATA_KEY as _DUMPS_KEY
+from ..testing import CaptureIR
 
 #: Where the explaining pipeline records which capture is which.
 _PLAN_KEY = "loopopt_explain_plan"
@@ -380,9 +382,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _split_target(target: str) -> tuple[str, str]:
+    """``(path, function name)`` of the first argument, checked before
+    anything is loaded: argument types given first (their ``[:]`` has a
+    colon too) must not read as a file name."""
     path, sep, name = target.rpartition(":")
-    if not sep or not path or not name:
-        raise ExplainError(f"expected FILE.py:FUNC, got {target!r}")
+    if not (sep and path and name) or not (path.endswith(".py") or os.path.isfile(path)):
+        hint = (" (argument types come after FILE.py:FUNC)"
+                if any(c in target for c in "[](),") else "")
+        raise ExplainError(f"expected FILE.py:FUNC, got {target!r}{hint}")
+    if not name.isidentifier():
+        raise ExplainError(f"{name!r} is not a function name (give FILE.py:FUNC)")
     return path, name
 
 

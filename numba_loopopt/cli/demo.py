@@ -41,8 +41,8 @@ import time
 import numba
 import numpy as np
 
-from .decorator import jit
-from .remarks import remarks
+from ..decorator import jit
+from ..remarks import remarks
 
 DEFAULT_STEPS = 5_000_000
 DEFAULT_REPEATS = 5
