@@ -196,11 +196,12 @@ def check(source: str) -> None:
             # undefined in stock numba too (no boundscheck).
             idx = np.clip(idx, -3, 2).reshape(1, -1)
         disp = run_both(kernel, a, b, c, s, idx, [0.0])
-    if header[6] in READ_ONLY and header[10] == "0" and "a[idx]" not in source:
+    if header[6] in READ_ONLY and header[10] == "0" and header[8] != "-" \
+            and "a[idx]" not in source:
         # A result too big to allocate: stock raises at once, and so must the
         # fused loop (not start 2**59 iterations).  No deep copy: the views
         # would be materialised.  (A bare operand has no temporary: stock
-        # would reduce it for ever.)
+        # would reduce it for ever; nor has an expression of scalars.)
         for a, b, c in huge(dtype, ndim, header[8]):
             results = []
             for each in (njit(kernel), lo.jit(kernel)):
