@@ -15,7 +15,6 @@ one pipeline or option set is loaded, stale, by another).  This subclass
 from __future__ import annotations
 
 import builtins
-import dis
 import functools
 import hashlib
 import os
@@ -23,7 +22,7 @@ import sys
 import sysconfig
 import types
 import warnings
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,9 @@ from numba.core.registry import CPUDispatcher
 
 from . import global_arrays
 from ._version import __version__
+from .analysis import code_references
 from .options import Options
+from .passbase import register_dispatcher_class
 from .remarks import METADATA_KEY
 
 
@@ -56,26 +57,6 @@ _LIBRARY_DIRS = tuple(sorted({
 
 class Unkeyable(Exception):
     """An option whose behaviour cannot be put into a cache key."""
-
-
-@lru_cache(maxsize=4096)
-def code_references(code: types.CodeType) -> tuple[frozenset, frozenset]:
-    """The global names ``code`` (or a function nested in it) loads, and the
-    attribute names it reads (``np.pi``, ``lib.K``, ``x.item``)."""
-    names, attrs = set(), set()
-    stack, seen = [code], set()
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        for ins in dis.get_instructions(current):
-            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-                names.add(ins.argval)
-            elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM"):
-                attrs.add(ins.argval)
-        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-    return frozenset(names), frozenset(attrs)
 
 
 def _in_library(obj) -> bool:
@@ -352,6 +333,7 @@ class LoopOptFunctionCache(FunctionCache):
         return key + (("numba_loopopt", package_fingerprint(), fingerprint),)
 
 
+@register_dispatcher_class
 class LoopOptDispatcher(CPUDispatcher):
     """A CPU dispatcher compiling through a ``LoopOptPipeline`` class."""
 

@@ -10,7 +10,10 @@ from the pipeline that schedules it.
   state, kept in numba's compile state under :data:`STATE_KEY`;
 * :func:`register_pipeline` and :func:`is_known_pipeline`: which pipeline
   classes compile as the loopopt pipeline does (the pipeline registers them;
-  a pass asks without importing the pipeline).
+  a pass asks without importing the pipeline);
+* :func:`register_dispatcher_class` and :func:`is_known_dispatcher_class`:
+  which dispatcher classes compile as numba's CPU dispatcher does (the API
+  layer registers its own; a pass asks without importing it).
 
 A pass declares its one name::
 
@@ -196,3 +199,26 @@ def is_known_pipeline(cls) -> bool:
     from numba.core.compiler import Compiler
 
     return cls is Compiler or (isinstance(cls, type) and cls in _KNOWN_PIPELINES)
+
+
+# -- Dispatcher classes that compile as numba's CPU dispatcher does ---------------
+
+_KNOWN_DISPATCHERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def register_dispatcher_class(cls: type) -> type:
+    """Record that dispatcher class ``cls`` compiles a function as numba's
+    ``CPUDispatcher`` does (``numba_loopopt.dispatcher`` registers its
+    ``LoopOptDispatcher``).  Returns ``cls``, so it works as a class
+    decorator."""
+    _KNOWN_DISPATCHERS.add(cls)
+    return cls
+
+
+def is_known_dispatcher_class(cls) -> bool:
+    """Whether ``cls`` is numba's ``CPUDispatcher`` or a registered dispatcher
+    class (not a subclass of one): what a pass needs to know of a callee's
+    dispatcher, without importing the API layer."""
+    from numba.core.registry import CPUDispatcher
+
+    return cls is CPUDispatcher or (isinstance(cls, type) and cls in _KNOWN_DISPATCHERS)

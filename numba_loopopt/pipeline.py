@@ -138,8 +138,12 @@ class LoopOptPipeline(CompilerBase):
         key = (cls, options)
         sub = LoopOptPipeline._with_options_cache.get(key)
         if sub is None:
-            sub = register_pipeline(type(cls.__name__, (cls,), {
-                "options": options, "__module__": cls.__module__}))
+            sub = type(cls.__name__, (cls,), {"options": options,
+                                              "__module__": cls.__module__})
+            if cls is LoopOptPipeline:
+                # A user's subclass (which may change the passes) is not
+                # known to compile as loopopt does, and nor is its variant.
+                register_pipeline(sub)
             LoopOptPipeline._with_options_cache[key] = sub
         return sub
 

@@ -888,6 +888,51 @@ def test_dispatchers_the_pass_does_not_know_are_refused():
     assert remark.key == "UnknownDispatcher" and "_OwnDispatcher" in remark.message
 
 
+class _OwnLoopOptDispatcher(lo.dispatcher.LoopOptDispatcher):
+    """A subclass of the package's own dispatcher: unknown too."""
+
+
+class _OwnPipeline(lo.LoopOptPipeline):
+    """A user's pipeline class, which may change what the callee computes."""
+
+
+def _plain_callee(x):
+    return x + 1
+
+
+@pytest.mark.parametrize("make_callee, key, shown", [
+    (lambda: _OwnLoopOptDispatcher(_plain_callee, targetoptions={"nopython": True},
+                                   pipeline_class=lo.LoopOptPipeline),
+     "UnknownDispatcher", "_OwnLoopOptDispatcher"),
+    # Its per-options variant is no loopopt pipeline either.
+    (lambda: njit(pipeline_class=_OwnPipeline.with_options({"inline": False}))(
+        _plain_callee), "NotInlinable", "_OwnPipeline"),
+    (lambda: njit(pipeline_class=_OwnPipeline)(_plain_callee), "NotInlinable",
+     "_OwnPipeline"),
+])
+def test_subclasses_of_the_packages_own_classes_are_refused(make_callee, key, shown):
+    callee = make_callee()
+
+    def caller(x):
+        return callee(x)
+
+    disp = lo.jit(caller)
+    assert disp(4) == 5
+    (remark,) = lo.remarks(disp, disp.signatures[0])
+    assert remark.key == key and shown in remark.message, remark
+
+
+def test_the_packages_own_dispatcher_and_pipelines_are_known():
+    callee = lo.jit(_plain_callee, options=lo.Options(inline={"max_depth": 2}))
+
+    def caller(x):
+        return callee(x)
+
+    disp = lo.jit(caller, options=lo.Options(inline={"max_depth": 2}))
+    assert disp(4) == 5
+    assert remark_keys(disp) == ["Inlined"]
+
+
 @numba.extending.register_jitable
 def _jitable(x):
     return x * 3

@@ -51,19 +51,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     #   from ..passbase import LoopOptPass
     ("numba_loopopt.transforms.fuse_loops", "numba_loopopt.pipeline"):
         "fuse_loops.py: from ..pipeline import LoopOptPass",
-    ("numba_loopopt.transforms.while_to_range", "numba_loopopt.pipeline"):
-        "while_to_range.py: from ..pipeline import LoopOptPass",
     ("numba_loopopt.transforms.fuse_reduce", "numba_loopopt.pipeline"):
         "fuse_reduce.py (or fuse_reduce/driver.py): from ..pipeline import LoopOptPass",
-    ("numba_loopopt.transforms.inline", "numba_loopopt.pipeline"):
-        "inline.py: from ..pipeline import LoopOptPass, compile_context (-> passbase); "
-        "and in _known_pipeline: from ..pipeline import LoopOptPipeline "
-        "(-> passbase.is_known_pipeline)",
-    # A transform may not import the API layer: code_references belongs in a
-    # lower module, and the dispatcher types the pass trusts must reach it
-    # without an import of dispatcher.py.
-    ("numba_loopopt.transforms.inline", "numba_loopopt.dispatcher"):
-        "inline.py: from ..dispatcher import LoopOptDispatcher, code_references",
     # A pass may not import another pass: the counted-loop matching both use
     # belongs in analysis/.
     ("numba_loopopt.transforms.fuse_loops", "numba_loopopt.transforms.while_to_range"):

@@ -197,7 +197,8 @@ def pipeline_rows() -> list[str]:
     from numba.core.compiler import DefaultPassBuilder, Flags
 
     from numba_loopopt import Options
-    from numba_loopopt.pipeline import LoopOptPass, ReportRemarks, add_loopopt_passes
+    from numba_loopopt.passbase import LoopOptPass
+    from numba_loopopt.pipeline import ReportRemarks, add_loopopt_passes
 
     class _State(dict):
         __getattr__ = dict.get

@@ -75,14 +75,12 @@ from numba.core.targetconfig import ConfigStack
 from numba.core.untyped_passes import InlineInlinables
 
 from .. import irbuild
+from ..analysis import code_references
 from ..analysis.defuse import BlockScans, DefUse
 from ..analysis.effects import has_try_block
-from ..dispatcher import LoopOptDispatcher, code_references
 from ..irbuild import with_body
-from ..pipeline import LoopOptPass, compile_context
+from ..passbase import LoopOptPass, compile_context, is_known_dispatcher_class, is_known_pipeline
 from ..remarks import INLINED_NAMES, Missed, RemarkEmitter
-
-PASS = "inline"
 
 #: numba flags that may differ between caller and callee without changing
 #: what the callee's code computes (the GIL, wrappers, debug information,
@@ -456,17 +454,6 @@ def _cached_signatures(disp):
         return None
 
 
-def _known_pipeline(pipeline) -> bool:
-    from ..pipeline import LoopOptPipeline
-
-    if pipeline is compiler.Compiler or pipeline is LoopOptPipeline:
-        return True
-    options = getattr(pipeline, "options", None)
-    return (pipeline.__bases__ == (LoopOptPipeline,) and options is not None
-            and LoopOptPipeline._with_options_cache.get((LoopOptPipeline, options))
-            is pipeline)
-
-
 def result_options(options) -> dict:
     """The loopopt options that change results: ``None`` for stock numba."""
     if options is None:
@@ -517,7 +504,7 @@ class _Callees:
     def _verdict(self, disp) -> Missed | None:  # noqa: C901 - one rule after another
         py_func = disp.py_func
         name = py_func.__qualname__
-        if type(disp) not in (CPUDispatcher, LoopOptDispatcher) or \
+        if not is_known_dispatcher_class(type(disp)) or \
                 type(disp._compiler) is not _FunctionCompiler or \
                 disp.targetdescr is not cpu_target:
             return Missed("UnknownDispatcher", f"'{name}' is a {type(disp).__name__} "
@@ -534,7 +521,7 @@ class _Callees:
         if disp.locals:
             return Missed("NotInlinable", f"'{name}' declares locals= types")
         pipeline = disp._compiler.pipeline_class
-        if not _known_pipeline(pipeline):
+        if not is_known_pipeline(pipeline):
             return Missed("NotInlinable", f"'{name}' compiles with its own "
                           f"pipeline {pipeline.__name__}")
         unknown = sorted(set(disp.targetoptions) - KNOWN_TARGET_OPTIONS)
@@ -732,9 +719,7 @@ def drop_dead_loads(func_ir: ir.FunctionIR) -> None:
 class InlineCalls(LoopOptPass):
     """The inlining pass; see the module docstring."""
 
-    _name = "loopopt_inline"
-    pass_name = PASS
-    options_field = "inline"
+    pass_name = "inline"
 
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir = state.func_ir

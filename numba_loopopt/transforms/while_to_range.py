@@ -52,11 +52,9 @@ from ..analysis.tests import SYMBOL, Operand, Test, entry_guards, latch_chain
 from ..analysis.typing import TypeFacts
 from ..elide import short_repr
 from ..irbuild import with_body
-from ..pipeline import LoopOptPass
+from ..passbase import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
 from . import modulo_versioning
-
-PASS = "while-to-range"
 
 #: Comparisons a counter may use, with the sign its step must have.
 _DIRECTION = {operator.lt: 1, operator.le: 1, operator.gt: -1, operator.ge: -1,
@@ -303,9 +301,7 @@ def remove_tests(blocks: dict[int, ir.Block], tests) -> None:
 class WhileToRange(LoopOptPass):
     """The while-to-range pass; see the module docstring."""
 
-    _name = "loopopt_while_to_range"
-    pass_name = PASS
-    options_field = "while_to_range"
+    pass_name = "while-to-range"
 
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir = state.func_ir
