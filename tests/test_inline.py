@@ -243,7 +243,7 @@ def test_callees_numba_cannot_inline_stay_calls():
 
     disp = run_both(caller, 4, 0.1)
     messages = [r.message for r in lo.remarks(disp, disp.signatures[0])]
-    assert remark_keys(disp) == ["NotInlinable"] * 3
+    assert remark_keys(disp) == ["GeneratorCallee", "ExplicitSignatures", "LocalsAnnotation"]
     assert "generator" in messages[0] and "explicit signatures" in messages[1]
     assert "locals=" in messages[2]
 
@@ -906,8 +906,8 @@ def _plain_callee(x):
      "UnknownDispatcher", "_OwnLoopOptDispatcher"),
     # Its per-options variant is no loopopt pipeline either.
     (lambda: njit(pipeline_class=_OwnPipeline.with_options({"inline": False}))(
-        _plain_callee), "NotInlinable", "_OwnPipeline"),
-    (lambda: njit(pipeline_class=_OwnPipeline)(_plain_callee), "NotInlinable",
+        _plain_callee), "UnknownPipeline", "_OwnPipeline"),
+    (lambda: njit(pipeline_class=_OwnPipeline)(_plain_callee), "UnknownPipeline",
      "_OwnPipeline"),
 ])
 def test_subclasses_of_the_packages_own_classes_are_refused(make_callee, key, shown):
@@ -1089,3 +1089,55 @@ def test_a_callee_compiled_before_numba_loopopt_was_imported_keeps_the_call(tmp_
     assert key == "UnknownProvenance"
     assert "'adds_g' has code compiled for (int64,) that numba_loopopt did not see " \
            "compiled" in message
+
+
+# -- One key per reason, with the remark's arguments -----------------------------
+
+
+@njit
+def _star_callee(*args):
+    return args[0] + 1
+
+
+_plain_jitted = njit(_plain_callee)
+
+
+def _passes_star_args(x):
+    t = (x,)
+    return _plain_jitted(*t) + _star_callee(x)
+
+
+def test_star_args_at_the_call_and_in_the_callee_have_their_own_keys():
+    disp = run_both(_passes_star_args, 3)
+    found = lo.remarks(disp, disp.signatures[0])
+    assert [r.key for r in found] == ["VarArgsCall", "VarArgsCallee"], found
+    assert [r.arguments["callee"] for r in found] == ["_plain_callee", "_star_callee"]
+    assert "passes *args" in found[0].message and "takes *args" in found[1].message
+
+
+def _catches(x):
+    try:
+        return _plain_jitted(x)
+    except Exception:  # noqa: BLE001 - the pass refuses the whole function
+        return -1
+
+
+def test_a_try_block_is_the_same_key_as_in_fuse_loops():
+    disp = run_both(_catches, 3)
+    (remark,) = lo.remarks(disp, disp.signatures[0])
+    assert remark.key == "TryExcept" and "try/except" in remark.message
+
+
+def test_missed_remarks_carry_their_arguments():
+    def caller(n, x):
+        s = 0
+        for v in counter(n):
+            s += v
+        return s + typed_callee(x) + narrowing(x)
+
+    disp = lo.jit(caller)
+    disp(4, 0.1)
+    by_key = {r.key: r.arguments for r in lo.remarks(disp, disp.signatures[0])}
+    assert by_key["GeneratorCallee"] == {"callee": "counter"}
+    assert by_key["ExplicitSignatures"] == {"callee": "typed_callee", "signatures": 1}
+    assert by_key["LocalsAnnotation"] == {"callee": "narrowing", "locals": "y"}

@@ -171,13 +171,23 @@ def show_flag(name: str, value) -> str:
     return f"{_OPTION_NAMES.get(name, name)}={value}"
 
 
-def flags_differ(theirs: dict, mine: dict) -> str | None:
-    """The first flag on which two flag sets differ, shown both ways."""
+def flag_difference(theirs: dict, mine: dict) -> tuple[str, str, str] | None:
+    """The first flag on which two flag sets differ: its user-facing name and
+    both settings as the user spells them (``("fastmath", "fastmath=True",
+    "fastmath=False")``), else None."""
     for name, other in theirs.items():
         own = mine.get(name)
         if other != own:
-            return f"{show_flag(name, other)}, the caller with {show_flag(name, own)}"
+            return _OPTION_NAMES.get(name, name), show_flag(name, other), show_flag(name, own)
     return None
+
+
+def _flags_missed(where: str, name: str, found: tuple[str, str, str], tail: str = "",
+                  **args: object) -> Missed:
+    flag, callee, caller = found
+    return Missed("FlagsDiffer", f"{where} with {callee}, the caller with {caller}{tail}",
+                  callee=name, flag=flag, callee_setting=callee, caller_setting=caller,
+                  **args)
 
 
 def _signature_text(sig) -> str:
@@ -496,9 +506,11 @@ class _Callees:
             try:
                 self.verdicts[dispatcher] = self._verdict(dispatcher)
             except Exception as exc:  # noqa: BLE001 - deny what cannot be checked
+                name = dispatcher.py_func.__qualname__
                 self.verdicts[dispatcher] = Missed(
-                    "UnknownDispatcher", f"'{dispatcher.py_func.__qualname__}' could "
-                    f"not be checked ({type(exc).__name__}: {exc}); it stays a call")
+                    "UnknownDispatcher", f"'{name}' could not be checked "
+                    f"({type(exc).__name__}: {exc}); it stays a call", callee=name,
+                    error=type(exc).__name__)
         return self.verdicts[dispatcher]
 
     def _verdict(self, disp) -> Missed | None:  # noqa: C901 - one rule after another
@@ -509,37 +521,45 @@ class _Callees:
                 disp.targetdescr is not cpu_target:
             return Missed("UnknownDispatcher", f"'{name}' is a {type(disp).__name__} "
                           f"(compiler {type(disp._compiler).__name__}) the inline pass "
-                          "does not know; it stays a call")
+                          "does not know; it stays a call", callee=name,
+                          dispatcher=type(disp).__name__,
+                          compiler=type(disp._compiler).__name__)
         if inspect.isgeneratorfunction(py_func):
-            return Missed("NotInlinable", f"'{name}' is a generator")
+            return Missed("GeneratorCallee", f"'{name}' is a generator", callee=name)
         if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
                for p in inspect.signature(py_func).parameters.values()):
-            return Missed("NotInlinable", f"'{name}' takes *args or **kwargs")
+            return Missed("VarArgsCallee", f"'{name}' takes *args or **kwargs",
+                          callee=name)
         if not disp._can_compile:
-            return Missed("NotInlinable", f"'{name}' has explicit signatures: "
-                          "inlining would drop the casts to them")
+            return Missed("ExplicitSignatures", f"'{name}' has explicit signatures: "
+                          "inlining would drop the casts to them", callee=name,
+                          signatures=len(disp.overloads))
         if disp.locals:
-            return Missed("NotInlinable", f"'{name}' declares locals= types")
+            return Missed("LocalsAnnotation", f"'{name}' declares locals= types",
+                          callee=name, locals=", ".join(sorted(disp.locals)))
         pipeline = disp._compiler.pipeline_class
         if not is_known_pipeline(pipeline):
-            return Missed("NotInlinable", f"'{name}' compiles with its own "
-                          f"pipeline {pipeline.__name__}")
+            return Missed("UnknownPipeline", f"'{name}' compiles with its own "
+                          f"pipeline {pipeline.__name__}", callee=name,
+                          pipeline=pipeline.__name__)
         unknown = sorted(set(disp.targetoptions) - KNOWN_TARGET_OPTIONS)
         if unknown:
             option = unknown[0]
             return Missed("UnknownTargetOption", f"'{name}' has the target option "
                           f"{option}={disp.targetoptions[option]!r}, which the inline "
-                          "pass does not know to be harmless; it stays a call")
+                          "pass does not know to be harmless; it stays a call",
+                          callee=name, option=option)
         fresh = callee_flags(disp)
         mode = [f for f in OBJECT_MODE_FLAGS if getattr(fresh, f)]
         if mode:
+            shown = show_flag(mode[0], getattr(fresh, mode[0]))
             return Missed("ObjectModeCallee", f"'{name}' compiles in object mode "
-                          f"({show_flag(mode[0], getattr(fresh, mode[0]))}): nopython "
-                          "code cannot inline it, and numba cannot call it from "
-                          "nopython code either; it stays a call")
-        differ = flags_differ(semantic_flags(fresh), self.caller_flags)
-        if differ:
-            return Missed("FlagsDiffer", f"'{name}' compiles with {differ}")
+                          f"({shown}): nopython code cannot inline it, and numba "
+                          "cannot call it from nopython code either; it stays a call",
+                          callee=name, flag=shown)
+        found = flag_difference(semantic_flags(fresh), self.caller_flags)
+        if found:
+            return _flags_missed(f"'{name}' compiles", name, found)
         env = environment(disp)
         why = self._options_differ(name, pipeline, env)
         if why is not None:
@@ -549,21 +569,23 @@ class _Callees:
             if param.default is not pysig.parameters[pname].default:
                 return Missed("FrozenValueChanged", f"the default of '{pname}' of "
                               f"'{name}' changed after numba made its dispatcher, "
-                              "which keeps the one it saw then; it stays a call")
+                              "which keeps the one it saw then; it stays a call",
+                              callee=name, value=f"the default of '{pname}'")
         records = disp.__dict__.get(RECORDS, {})
         for sig in list(disp.overloads):
             record = records.get(sig)
-            where = f"'{name}' has code compiled for {_signature_text(sig)}"
+            shown_sig = _signature_text(sig)
+            where = f"'{name}' has code compiled for {shown_sig}"
             if record is None:
                 return Missed("UnknownProvenance", f"{where} that numba_loopopt did "
                               "not see compiled (loaded from numba's cache, or "
                               "compiled before numba_loopopt was imported): what it "
                               "froze is unknown, and numba would call it; it stays "
-                              "a call")
-            differ = flags_differ(record.flags, self.caller_flags)
-            if differ:
-                return Missed("FlagsDiffer", f"{where} with {differ}; numba would "
-                              "call that code, so the call stays a call")
+                              "a call", callee=name, signature=shown_sig)
+            found = flag_difference(record.flags, self.caller_flags)
+            if found:
+                return _flags_missed(where, name, found, "; numba would call that "
+                                     "code, so the call stays a call", signature=shown_sig)
             found = changed(record.env, env)
             if found is not None:
                 what, old, new = found
@@ -573,7 +595,8 @@ class _Callees:
                           f"{what} has changed since (it is {new})")
                 return Missed("FrozenValueChanged", f"{where} when {detail}: numba "
                               "keeps calling the code compiled then, so the call "
-                              "stays a call")
+                              "stays a call", callee=name, signature=shown_sig,
+                              value=what)
         cached = _cached_signatures(disp)
         unseen = None if cached is None else [
             sig for sig in cached if not isinstance(sig, tuple) or sig not in disp.overloads]
@@ -582,7 +605,9 @@ class _Callees:
                     if unseen is None else "code for " + _signature_text(unseen[0])
                     + " in numba's cache (cache=True), compiled in another process")
             return Missed("UnknownProvenance", f"'{name}' has {what}, which numba would "
-                          "load: what it froze is unknown; it stays a call")
+                          "load: what it froze is unknown; it stays a call",
+                          callee=name, signature=None if unseen is None
+                          else _signature_text(unseen[0]))
         return None
 
     def _options_differ(self, name, pipeline, env) -> Missed | None:
@@ -592,18 +617,19 @@ class _Callees:
         mine = self.caller_options
         option = "fuse_reduce.reassociate"
         if not self.fastmath and theirs[option] != mine[option]:
-            return Missed("FlagsDiffer", f"'{name}' compiles with {option}="
-                          f"{theirs[option]}, the caller with {option}={mine[option]}")
+            return _flags_missed(f"'{name}' compiles", name, (
+                option, f"{option}={theirs[option]}", f"{option}={mine[option]}"))
         option = "global_arrays_by_address"
         if theirs[option] != mine[option]:
             limits = [x for x in (theirs[option], mine[option]) if x is not None]
             for what, frozen in env.items():
                 for nbytes, shown in frozen.arrays():
                     if nbytes > min(limits):
-                        return Missed("FlagsDiffer", f"'{name}' compiles with {option}="
-                                      f"{theirs[option]}, the caller with {option}="
-                                      f"{mine[option]}, and it reads {what}, {shown} "
-                                      f"({nbytes} bytes)")
+                        return _flags_missed(
+                            f"'{name}' compiles", name,
+                            (option, f"{option}={theirs[option]}", f"{option}={mine[option]}"),
+                            f", and it reads {what}, {shown} ({nbytes} bytes)",
+                            value=what, nbytes=nbytes)
         return None
 
 
@@ -621,11 +647,20 @@ def ir_size(func_ir: ir.FunctionIR) -> int:
 
 
 @dataclass(frozen=True)
-class Decision:
-    inline: bool
-    key: str
+class InlinePlan:
+    """A call the cost model accepted: everything the rewrite needs, and its
+    ``Inlined`` remark.  Built by :func:`match`, which changes nothing."""
+
+    site: CallSite
+    callee_ir: ir.FunctionIR
+    """The callee's untyped IR (shared by every call of it in this function:
+    numba's ``inline_ir`` copies what it inlines)."""
     message: str
-    args: tuple = ()
+    args: tuple[tuple[str, object], ...]
+
+    @property
+    def cost(self) -> int:
+        return ir_size(self.callee_ir)
 
 
 def self_calls(callee_ir: ir.FunctionIR, py_func) -> int:
@@ -641,54 +676,121 @@ def self_calls(callee_ir: ir.FunctionIR, py_func) -> int:
 
 
 def decide(site: CallSite, caller_ir, callee_ir, depth: int, recursive: bool,
-           growth: int, options, root) -> Decision:
+           growth: int, options, root) -> InlinePlan | Missed:
     """The cost model: the depth bound, then the callee's own ``inline=``
     option, then the user's ``cost_model``, else the size and growth budgets."""
     size = ir_size(callee_ir)
-    where = f"'{site.name}' at depth {depth + 1}"
+    name = site.name
+    where = f"'{name}' at depth {depth + 1}"
     if depth >= options.max_depth:
-        key = "RecursionLimit" if recursive else "DepthLimit"
-        return Decision(False, key, f"{where} is past max_depth={options.max_depth}; "
-                        "it stays a call", (("depth", depth + 1),
-                                            ("max_depth", options.max_depth)))
+        return Missed("RecursionLimit" if recursive else "DepthLimit",
+                      f"{where} is past max_depth={options.max_depth}; it stays a call",
+                      callee=name, depth=depth + 1, max_depth=options.max_depth)
     if site.dispatcher.py_func is root:
         fanout = self_calls(callee_ir, root)
         if fanout > 1:
             # numba types each call to the function being compiled by
             # re-typing the whole function; inlining a function with k
             # self-calls into itself leaves k**depth such calls.
-            return Decision(False, "RecursionFanout", f"{where}: '{site.name}' "
-                            f"calls itself {fanout} times, so inlining it into "
-                            "itself would multiply the recursive calls numba "
-                            "re-types; it stays a call", (("self_calls", fanout),))
+            return Missed("RecursionFanout", f"{where}: '{name}' calls itself {fanout} "
+                          "times, so inlining it into itself would multiply the "
+                          "recursive calls numba re-types; it stays a call",
+                          callee=name, self_calls=fanout)
     own = InlineOptions(site.dispatcher.targetoptions.get("inline", "never"))
     if own.is_always_inline:
-        return Decision(True, "Inlined", f"{where} (inline='always')",
-                        (("cost", size), ("depth", depth + 1)))
-    if own.has_cost_model:
-        ok = bool(own.value(site.expr, caller_ir, callee_ir))
-        return Decision(ok, "Inlined" if ok else "CostModelDeclined",
-                        f"{where}: its own inline= cost model said {ok}",
-                        (("cost", size), ("depth", depth + 1)))
-    if options.cost_model is not None:
-        ok = bool(options.cost_model(site.expr, caller_ir, callee_ir, depth))
-        return Decision(ok, "Inlined" if ok else "CostModelDeclined",
-                        f"{where}: the cost_model option said {ok}",
-                        (("cost", size), ("depth", depth + 1)))
+        return InlinePlan(site, callee_ir, f"{where} (inline='always')",
+                          (("cost", size), ("depth", depth + 1)))
+    if own.has_cost_model or options.cost_model is not None:
+        if own.has_cost_model:
+            ok = bool(own.value(site.expr, caller_ir, callee_ir))
+            message = f"{where}: its own inline= cost model said {ok}"
+        else:
+            ok = bool(options.cost_model(site.expr, caller_ir, callee_ir, depth))
+            message = f"{where}: the cost_model option said {ok}"
+        if not ok:
+            return Missed("CostModelDeclined", message, callee=name, cost=size,
+                          depth=depth + 1)
+        return InlinePlan(site, callee_ir, message, (("cost", size), ("depth", depth + 1)))
     if size > options.max_callee_stmts:
-        return Decision(False, "TooCostly", f"{where} costs {size} statements, more "
-                        f"than max_callee_stmts={options.max_callee_stmts}",
-                        (("cost", size), ("threshold", options.max_callee_stmts)))
+        return Missed("TooCostly", f"{where} costs {size} statements, more than "
+                      f"max_callee_stmts={options.max_callee_stmts}", callee=name,
+                      cost=size, threshold=options.max_callee_stmts)
     if growth + size > options.max_growth:
-        return Decision(False, "GrowthBudget", f"{where} would grow the function to "
-                        f"{growth + size} inlined statements, more than "
-                        f"max_growth={options.max_growth}",
-                        (("cost", size), ("growth", growth),
-                         ("threshold", options.max_growth)))
-    return Decision(True, "Inlined", f"{where}: cost {size} <= "
-                    f"{options.max_callee_stmts}", (("cost", size),
-                                                    ("threshold", options.max_callee_stmts),
-                                                    ("depth", depth + 1)))
+        return Missed("GrowthBudget", f"{where} would grow the function to "
+                      f"{growth + size} inlined statements, more than "
+                      f"max_growth={options.max_growth}", callee=name, cost=size,
+                      growth=growth, threshold=options.max_growth)
+    return InlinePlan(site, callee_ir, f"{where}: cost {size} <= {options.max_callee_stmts}",
+                      (("cost", size), ("threshold", options.max_callee_stmts),
+                       ("depth", depth + 1)))
+
+
+def match_function(func_ir: ir.FunctionIR) -> Missed | None:
+    """Why no call of this function may be inlined, else None."""
+    if has_try_block(func_ir):
+        # numba routes only exceptions raised by calls it sees inside a try
+        # block to the handler: an inlined raise would escape it.
+        return Missed("TryExcept", "the function has try/except: inlined code's "
+                      "exceptions would bypass the handlers, so no call is inlined")
+    return None
+
+
+def match(func_ir: ir.FunctionIR, site: CallSite, path: tuple, callees: _Callees,
+          growth: int, options) -> InlinePlan | Missed:
+    """Whether the call ``site``, in a block inlined through ``path``, is
+    inlined: a plan for :func:`rewrite`, or why not.  Never changes the
+    caller's IR (it builds, once, the callee's)."""
+    loc = site.expr.loc
+    if site.expr.vararg is not None or site.expr.varkwarg is not None:
+        return Missed("VarArgsCall", f"the call to '{site.name}' passes *args or "
+                      "**kwargs", loc, callee=site.name)
+    why = callees.verdict(site.dispatcher)
+    if why is not None:
+        return why if why.loc is not None else Missed(why.key, why.message, loc, why.args)
+    callee_ir = callees.get(site.dispatcher)
+    if isinstance(callee_ir, Exception):
+        return Missed("CalleeIRFailed", f"numba cannot build the IR of '{site.name}' "
+                      f"for inlining: {callee_ir}", loc, callee=site.name,
+                      error=type(callee_ir).__name__)
+    recursive = site.dispatcher.py_func in path
+    found = decide(site, func_ir, callee_ir, len(path) - 1, recursive, growth, options,
+                   path[0])
+    if isinstance(found, Missed) and found.loc is None:
+        return Missed(found.key, found.message, loc, found.args)
+    return found
+
+
+def rewrite(state, plan: InlinePlan, worker: InlineWorker, path: tuple) -> list[int]:
+    """Inline the call of ``plan``; the labels of the new blocks, the split
+    block's tail first, then the callee's blocks."""
+    func_ir = state.func_ir
+    site = plan.site
+    block = func_ir.blocks[site.label]
+    _, _, _, new_blocks = worker.inline_ir(func_ir, block, site.index, plan.callee_ir, ())
+    # numba names the inlined variables after the callee ('helper_v2_i'):
+    # remarks about them show the callee's own names (see remarks.demangle).
+    state.metadata.setdefault(INLINED_NAMES, set()).add(plan.callee_ir.func_id.unique_name)
+    if len(path) == 1 and site.dispatcher.py_func is not path[0]:
+        # Stock numba compiles this callee while typing the call: so will
+        # compile_inlined_callees, once this function is compiled.
+        state.metadata.setdefault(INLINED_CALLS, []).append(InlinedCall(
+            site.dispatcher, tuple(v.name for v in site.expr.args),
+            tuple((k, v.name) for k, v in site.expr.kws), state.flags.copy()))
+    return [label for label, _ in new_blocks]
+
+
+def next_site(func_ir: ir.FunctionIR, label: int, start: int = 0) -> CallSite | None:
+    """The first call of an ``@njit`` dispatcher in block ``label`` from
+    statement ``start`` on."""
+    block = func_ir.blocks[label]
+    for index in range(start, len(block.body)):
+        stmt = block.body[index]
+        if isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Expr) \
+                and stmt.value.op == "call":
+            disp = resolve_dispatcher(func_ir, stmt.value)
+            if disp is not None:
+                return CallSite(label, index, stmt.value, disp)
+    return None
 
 
 def drop_dead_loads(func_ir: ir.FunctionIR) -> None:
@@ -723,12 +825,9 @@ class InlineCalls(LoopOptPass):
 
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir = state.func_ir
-        if has_try_block(func_ir):
-            # numba routes only exceptions raised by calls it sees inside a try
-            # block to the handler: an inlined raise would escape it.
-            emit.missed("NotInlinable", None, "the function has try/except: inlined "
-                        "code's exceptions would bypass the handlers, so no call is "
-                        "inlined")
+        why = match_function(func_ir)
+        if why is not None:
+            emit.missed(why)
             return False
         callees = _Callees(state)
         root = state.func_id.func
@@ -739,76 +838,27 @@ class InlineCalls(LoopOptPass):
         changed = False
         while work:
             label = work.pop(0)
-            site = self._next_site(func_ir, label)
+            site = next_site(func_ir, label)
             while site is not None:
                 path = paths[label]
-                done = self._try_inline(state, site, path, callees, growth, options,
-                                        emit)
-                if isinstance(done, int):
-                    site = self._next_site(func_ir, label, site.index + done)
+                plan = match(func_ir, site, path, callees, growth, options)
+                if isinstance(plan, Missed):
+                    emit.missed(plan)
+                    site = next_site(func_ir, label, site.index + 1)
                     continue
-                size, new_blocks = done
-                growth += size
+                # All checks for this call site passed; start transforming.
+                tail, *inlined = rewrite(state, plan, callees.worker, path)
+                emit.passed("Inlined", site.expr.loc, plan.message, **dict(plan.args))
+                growth += plan.cost
                 changed = True
                 # The block was split: its tail continues at the caller's depth,
                 # the callee's blocks one level deeper.
-                (tail, _), *inlined = new_blocks
                 paths[tail] = path
-                for new_label, _ in inlined:
+                for new_label in inlined:
                     paths[new_label] = path + (site.dispatcher.py_func,)
-                work[:0] = [new_label for new_label, _ in inlined] + [tail]
+                work[:0] = [*inlined, tail]
                 site = None
         if changed:
             drop_dead_loads(func_ir)
             irbuild.finish_untyped_edit(func_ir)
         return changed
-
-    @staticmethod
-    def _next_site(func_ir, label, start=0) -> CallSite | None:
-        block = func_ir.blocks[label]
-        for index in range(start, len(block.body)):
-            stmt = block.body[index]
-            if isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Expr) \
-                    and stmt.value.op == "call":
-                disp = resolve_dispatcher(func_ir, stmt.value)
-                if disp is not None:
-                    return CallSite(label, index, stmt.value, disp)
-        return None
-
-    def _try_inline(self, state, site, path, callees, growth, options, emit):
-        func_ir = state.func_ir
-        if site.expr.vararg is not None or site.expr.varkwarg is not None:
-            emit.missed("NotInlinable", site.expr.loc, f"the call to '{site.name}' "
-                        "passes *args or **kwargs")
-            return 1
-        why = callees.verdict(site.dispatcher)
-        if why is not None:
-            emit.missed(why.key, site.expr.loc, why.message)
-            return 1
-        callee_ir = callees.get(site.dispatcher)
-        if isinstance(callee_ir, Exception):
-            emit.missed("NotInlinable", site.expr.loc, f"numba cannot build the IR of "
-                        f"'{site.name}' for inlining: {callee_ir}")
-            return 1
-        recursive = site.dispatcher.py_func in path
-        decision = decide(site, func_ir, callee_ir, len(path) - 1, recursive, growth,
-                          options, path[0])
-        if not decision.inline:
-            emit.missed(decision.key, site.expr.loc, decision.message,
-                        **dict(decision.args))
-            return 1
-        # All checks for this call site passed; start transforming.
-        block = func_ir.blocks[site.label]
-        _, callee_blocks, _, new_blocks = callees.worker.inline_ir(
-            func_ir, block, site.index, callee_ir, ())
-        emit.passed(decision.key, site.expr.loc, decision.message, **dict(decision.args))
-        # numba names the inlined variables after the callee ('helper_v2_i'):
-        # remarks about them show the callee's own names (see remarks.demangle).
-        state.metadata.setdefault(INLINED_NAMES, set()).add(callee_ir.func_id.unique_name)
-        if len(path) == 1 and site.dispatcher.py_func is not path[0]:
-            # Stock numba compiles this callee while typing the call: so will
-            # compile_inlined_callees, once this function is compiled.
-            state.metadata.setdefault(INLINED_CALLS, []).append(InlinedCall(
-                site.dispatcher, tuple(v.name for v in site.expr.args),
-                tuple((k, v.name) for k, v in site.expr.kws), state.flags.copy()))
-        return ir_size(callee_ir), new_blocks
