@@ -289,12 +289,57 @@ def match(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
     return Candidate(loop, counter, others)
 
 
+@dataclass(frozen=True)
+class LoopPlan:
+    """Everything the rewrite of one loop needs, built by :func:`plan_loop`
+    without changing the IR: the matched loop, and the modulo versioning to
+    apply (or why there is none)."""
+
+    candidate: Candidate
+    versioning: modulo_versioning.Plan | None = None
+    not_versioned: Missed | None = None
+    """Why a modulo in the loop is not versioned (the rest still applies)."""
+
+    @property
+    def changes(self) -> bool:
+        """Whether the rewrite changes anything: a test to remove or a loop to
+        version."""
+        return bool(self.candidate.removable) or self.versioning is not None
+
+
+def plan_loop(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
+              facts: TypeFacts, options) -> LoopPlan | Missed:
+    """The plan for ``loop``, or why it cannot be rewritten.  Never changes
+    the IR."""
+    cand = match(func_ir, forest, loop, du, facts)
+    if isinstance(cand, Missed):
+        return cand
+    if not options.version_modulo:
+        return LoopPlan(cand)
+    found = modulo_versioning.plan(func_ir.blocks, cand.loop, cand.counter, du, facts,
+                                   options.max_versioned_stmts)
+    if isinstance(found, Missed):
+        return LoopPlan(cand, not_versioned=found)
+    return LoopPlan(cand, versioning=found)
+
+
 def remove_tests(blocks: dict[int, ir.Block], tests) -> None:
     """Replace each test by a jump to the block it always continues to."""
     for test in tests:
         block = blocks[test.label]
         body = [s for i, s in enumerate(block.body[:-1]) if i not in test.slice]
         blocks[test.label] = with_body(block, body + [ir.Jump(test.stay, test.loc)])
+
+
+def rewrite(func_ir: ir.FunctionIR, plan: LoopPlan) -> set[int]:
+    """Apply ``plan``: remove the loop's invariant tests, then version it.
+    Returns the labels of the loop's copy (the new loops)."""
+    cand = plan.candidate
+    if cand.removable:
+        remove_tests(func_ir.blocks, cand.removable)
+    if plan.versioning is None:
+        return set()
+    return modulo_versioning.apply(func_ir, cand.loop, cand.counter, plan.versioning)
 
 
 @register_pass(mutates_CFG=True, analysis_only=False)
@@ -362,39 +407,32 @@ class WhileToRange(LoopOptPass):
     def _rewrite_loop(self, func_ir, forest, loop, du, facts, options, emit,
                       seen) -> tuple[Candidate, bool] | None:
         """``(candidate, versioned)`` if the loop was rewritten, else None."""
-        cand = match(func_ir, forest, loop, du, facts)
-        if isinstance(cand, Missed):
-            emit.missed(cand.key, cand.loc, cand.message)
+        plan = plan_loop(func_ir, forest, loop, du, facts, options)
+        if isinstance(plan, Missed):
+            emit.missed(plan)
             return None
-        counter = cand.counter
-        plan = None
-        if options.version_modulo:
-            plan = modulo_versioning.plan(func_ir.blocks, cand.loop, counter, du,
-                                          facts, options.max_versioned_stmts)
-            if isinstance(plan, Missed):
-                emit.missed(plan.key, plan.loc, plan.message)
-                plan = None
+        if plan.not_versioned is not None:
+            emit.missed(plan.not_versioned)
+        counter = plan.candidate.counter
+        if not plan.changes:
+            emit.analysis("AlreadyCounted", counter.test.loc,
+                          f"while loop is counted ({counter.describe()}, step "
+                          f"{counter.step}) and has no invariant test to remove")
+            return None
         # All analysis has completed; start transforming.
-        if cand.removable:
-            remove_tests(func_ir.blocks, cand.removable)
-            removed = ", ".join(f"'{t.describe()}'" for t in cand.removable)
+        seen.update(rewrite(func_ir, plan))
+        if plan.candidate.removable:
+            removed = ", ".join(f"'{t.describe()}'" for t in plan.candidate.removable)
             emit.passed("Rewritten", counter.test.loc,
                         f"while loop is counted ({counter.describe()}, step "
                         f"{counter.step}): the loop-invariant test {removed} no "
                         "longer runs on every iteration",
                         counter=counter.name, bound=str(counter.bound),
                         step=counter.step, removed=removed)
-        if plan is not None:
-            copies = modulo_versioning.apply(func_ir, cand.loop, counter, plan)
-            seen.update(copies)
-            emit.passed("Versioned", counter.test.loc, plan.describe(),
-                        modulos=len(plan.uses))
-        if not cand.removable and plan is None:
-            emit.analysis("AlreadyCounted", counter.test.loc,
-                          f"while loop is counted ({counter.describe()}, step "
-                          f"{counter.step}) and has no invariant test to remove")
-            return None
-        return cand, plan is not None
+        if plan.versioning is not None:
+            emit.passed("Versioned", counter.test.loc, plan.versioning.describe(),
+                        modulos=len(plan.versioning.uses))
+        return plan.candidate, plan.versioning is not None
 
 
 #: Tests set this to compare the forest kept across rewrites with a new one
