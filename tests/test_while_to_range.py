@@ -604,3 +604,15 @@ def test_check_not_lines_can_fail_on_an_unrewritten_loop():
             CHECK-NOT: attr=item
             CHECK:     return
         """)
+
+
+@pytest.mark.parametrize("kernel,args,arguments", [
+    (bound_reassigned, (np.zeros(12), 10), {"bound": "n"}),
+    (counter_updated_twice, (np.zeros(12), 10), {"counter": "i", "assignments": 2}),
+    (counter_moves_away, (np.zeros(12), 10), {"counter": "i", "step": -1}),
+    (float_counter, (np.zeros(12), 10), {"counter": "i", "type": "float64"}),
+    (len_bound, (np.zeros(12),), {"bound": "len(buf)"}),
+], ids=lambda p: getattr(p, "__name__", ""))
+def test_missed_remarks_carry_their_arguments(kernel, args, arguments):
+    (remark,) = missed(kernel, *args)
+    assert remark.arguments == arguments, str(remark)

@@ -157,18 +157,21 @@ def plan(blocks, loop: Loop, counter, du: DefUse, facts,
     loc = counter.test.loc
     if counter.op is operator.ne or abs(step) > MAX_CONSTANT:
         return Missed("ModuloNotVersioned", f"the range of '{iv}' is not known "
-                      f"from '{counter.describe()}' with step {step}", loc)
+                      f"from '{counter.describe()}' with step {step}", loc,
+                      counter=iv, modulos=len(uses))
     if facts.of(iv) != types.int64:
         # A narrower counter wraps around (numba truncates on assignment): the
         # range argument below would not hold.
         return Missed("ModuloNotVersioned", f"'{iv}' is {facts.of(iv)}, not int64, so "
-                      "it may wrap around", loc)
+                      "it may wrap around", loc, counter=iv, modulos=len(uses))
     if counter.bound.name and not _signed(facts.of(counter.bound.name)):
-        return Missed("ModuloNotVersioned", f"the bound of '{iv}' is unsigned", loc)
+        return Missed("ModuloNotVersioned", f"the bound of '{iv}' is unsigned", loc,
+                      counter=iv, modulos=len(uses))
     size = sum(len(blocks[label].body) for label in loop.body)
     if size > max_stmts:
         return Missed("LoopTooLarge", f"versioning would copy {size} statements, "
-                      f"more than max_versioned_stmts={max_stmts}", loc)
+                      f"more than max_versioned_stmts={max_stmts}", loc,
+                      size=size, threshold=max_stmts)
     start, bound = Operand(name=iv), counter.bound
     k_min = min(u.effective for u in uses)
     k_max: dict[Operand, int] = {}

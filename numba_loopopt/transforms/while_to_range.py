@@ -142,7 +142,8 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
     if len(varying) > 1:
         return Missed("MultipleCounters", "the loop test has several comparisons "
                       "that change in the loop: "
-                      + ", ".join(t.describe() for t in varying), loc)
+                      + ", ".join(t.describe() for t in varying), loc,
+                      tests=len(varying))
     test = varying[0]
     lhs_varies = not _invariant_operand(test.lhs, du, loop)
     rhs_varies = not _invariant_operand(test.rhs, du, loop)
@@ -151,11 +152,12 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
             if side.name in test.temps:
                 return Missed("BoundNotInvariant", f"the loop test recomputes "
                               f"'{render(du, side.name)}' on every iteration; "
-                              "assign it to a variable before the loop", test.loc)
+                              "assign it to a variable before the loop", test.loc,
+                              bound=render(du, side.name))
         name = test.rhs.name
         return Missed("BoundChanges", f"both sides of '{test.describe()}' change "
                       f"in the loop: '{name}' is reassigned at line "
-                      f"{_lines(du.defs_in(name, loop.body))}", test.loc)
+                      f"{_lines(du.defs_in(name, loop.body))}", test.loc, bound=name)
     if lhs_varies:
         iv, bound, op = test.lhs.name, test.rhs, test.op
     else:
@@ -164,24 +166,25 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
     sites = du.defs_in(iv, loop.body)
     if len(sites) != 1:
         return Missed("CounterUpdate", f"'{iv}' is assigned {len(sites)} times in "
-                      f"the loop (lines {_lines(sites)})", test.loc)
+                      f"the loop (lines {_lines(sites)})", test.loc, counter=iv,
+                      assignments=len(sites))
     site = sites[0]
     step = _constant_step(du, iv, site.stmt, loop)
     if step is None:
         return Missed("CounterUpdate", f"'{iv}' is updated at line "
                       f"{site.stmt.loc.line} by something other than a constant "
-                      "step", site.stmt.loc)
+                      "step", site.stmt.loc, counter=iv)
     if step == 0 or not (_DIRECTION[op] * step > 0 or (_DIRECTION[op] == 0
                                                       and abs(step) == 1)):
         return Missed("CounterDirection", f"'{iv}' moves by {step} per iteration, "
                       f"which does not lead '{iv} {SYMBOL[op]} {bound}' to an end",
-                      site.stmt.loc)
+                      site.stmt.loc, counter=iv, step=step)
     runs_once = (forest.dominates(site.label, test.label)
                  and not any(site.label in inner for inner in forest.inner_loops(loop)))
     if not runs_once:
         return Missed("CounterUpdate", f"the update of '{iv}' at line "
                       f"{site.stmt.loc.line} does not run exactly once per iteration",
-                      site.stmt.loc)
+                      site.stmt.loc, counter=iv)
     return Counter(iv, test, op, bound, step, site.stmt)
 
 
@@ -223,7 +226,8 @@ def check_invariant(func_ir: ir.FunctionIR, test: Test, loop: Loop, du: DefUse,
         if sites:
             return Missed("FlagChanges", f"'{name}' in the loop test "
                           f"'{test.describe()}' is reassigned at line "
-                          f"{_lines(sites)}", sites[0].stmt.loc)
+                          f"{_lines(sites)}", sites[0].stmt.loc, name=name,
+                          test=test.describe())
     if test.kind == "constant":
         return None
     if test.kind in ("item", "index"):
@@ -232,7 +236,7 @@ def check_invariant(func_ir: ir.FunctionIR, test: Test, loop: Loop, du: DefUse,
         if not _is_scalar(facts.of(name)):
             return Missed("FlagNotScalar", f"'{name}' in the loop test "
                           f"'{test.describe()}' has type {facts.of(name)}, not a "
-                          "scalar", test.loc)
+                          "scalar", test.loc, name=name, type=str(facts.of(name)))
     return None
 
 
@@ -243,10 +247,11 @@ def match(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
     loc = forest.blocks[loop.header].loc
     if len(loop.entries) != 1:
         return Missed("MultipleEntries", f"the loop is entered from "
-                      f"{len(loop.entries)} places", loc)
+                      f"{len(loop.entries)} places", loc, entries=len(loop.entries))
     if len(loop.latches) != 1:
         return Missed("MultipleLatches", f"the loop has {len(loop.latches)} back "
-                      "edges (a 'continue' before the counter update?)", loc)
+                      "edges (a 'continue' before the counter update?)", loc,
+                      latches=len(loop.latches))
     chain = latch_chain(forest, loop, du)
     if not chain:
         (latch,) = loop.latches
@@ -268,7 +273,7 @@ def match(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
         if not guarded:
             return Missed("NoEntryGuard", f"the loop is not entered through the "
                           f"test '{test.describe()}' (not a rotated while loop)",
-                          test.loc)
+                          test.loc, test=test.describe())
     for test in others:
         why = check_invariant(func_ir, test, loop, du, facts)
         if why is not None:
@@ -277,7 +282,8 @@ def match(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
     iv_type = facts.of(counter.name)
     if not _is_integer(iv_type):
         return Missed("CounterNotInteger", f"the counter '{counter.name}' has type "
-                      f"{iv_type}, not an integer", counter.test.loc)
+                      f"{iv_type}, not an integer", counter.test.loc,
+                      counter=counter.name, type=str(iv_type))
     bound = counter.bound
     bound_type = facts.of(bound.name) if bound.name else None
     if bound.name and not _is_integer(bound_type) or (
@@ -285,7 +291,8 @@ def match(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
                                     or isinstance(bound.const, bool))):
         shown = bound_type if bound.name else type(bound.const).__name__
         return Missed("BoundNotInteger", f"the bound '{bound}' has type {shown}, "
-                      "not an integer", counter.test.loc)
+                      "not an integer", counter.test.loc, bound=str(bound),
+                      type=str(shown))
     return Candidate(loop, counter, others)
 
 
