@@ -82,9 +82,7 @@ _ENV_RE = re.compile(r"NUMBA_LOOPOPT_[A-Z_]+[A-Z]")
 _KEY_RES = (
     re.compile(r"""\bMissed\(\s*["'](\w+)["']"""),
     re.compile(r"""\bemit\.(?:passed|missed|analysis)\(\s*["'](\w+)["']"""),
-    # The inline pass's cost model returns Decision(inline, "Key", ...), with
-    # some keys chosen by a conditional expression: "A" if cond else "B".
-    re.compile(r"""\bDecision\(\s*\w+,\s*["'](\w+)["']"""),
+    # Some keys are chosen by a conditional expression: "A" if cond else "B".
     # (Keys are CamelCase: "i" if arg else "v" in generated code is no key.)
     re.compile(r"""["']([A-Z]\w+)["']\s+if\s+[\w.]+\s+else\s+["']([A-Z]\w+)["']"""),
 )
