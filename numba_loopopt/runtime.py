@@ -4,31 +4,68 @@ from __future__ import annotations
 
 import platform
 
+import numpy as np
 from llvmlite import ir as llvmir
 from numba.core import types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
+from numba.np.numpy_support import as_dtype
+
+#: Byte size from which :func:`check_shape` allocates (and frees at once) the
+#: array stock numba would have allocated, so that the allocator raises
+#: exactly what it raises there.  Below it no array can be "too big"; an
+#: allocation of less than 1 GiB that fails only because memory is exhausted
+#: is the one ``MemoryError`` of stock numba's that a contracted temporary
+#: does not repeat.
+ALLOCATE_FROM = 1 << 30
 
 
-def check_shape(shape):
-    """Raise what ``np.empty(shape)`` raises for a negative size, without
-    allocating: what a contracted temporary leaves of its allocation."""
-    if any(d < 0 for d in (shape if isinstance(shape, tuple) else (shape,))):
-        raise ValueError("negative dimensions not allowed")
+def check_shape(shape, dtype):
+    """Raise what ``np.empty(shape, dtype)`` raises, allocating nothing when
+    that surely succeeds: what a contracted temporary leaves of its
+    allocation.  A size that is not small and non-negative goes to
+    ``np.empty`` itself (numba's: the negative-dimension and the "array is too
+    big" ``ValueError``, and the ``MemoryError`` of a failed allocation, in
+    numba's order), whose array is dropped at once.  (This Python version
+    stands for the compiled one, :func:`_check_shape`, in typing.)"""
+    total = np.dtype(dtype).itemsize
+    for d in shape if isinstance(shape, tuple) else (shape,):
+        total *= d
+        if not 0 <= d < ALLOCATE_FROM or total >= ALLOCATE_FROM:
+            np.empty(shape, dtype)
+            return
 
 
 @overload(check_shape)
-def _check_shape(shape):
+def _check_shape(shape, dtype):
+    if isinstance(dtype, types.DType):
+        nb_dtype = dtype.dtype
+    elif isinstance(dtype, types.NumberClass):
+        nb_dtype = dtype.instance_type
+    else:
+        raise TypingError(f"check_shape: unsupported dtype {dtype}")
+    itemsize = np.dtype(as_dtype(nb_dtype)).itemsize
+    limit = ALLOCATE_FROM
+    # np.int64() converts a size as numba's allocation does (a uint64 of 2**63
+    # or more becomes negative), and any size not surely small goes to
+    # np.empty, which converts and checks it itself; below the limit no
+    # conversion of numba's differs from np.int64().  Each dimension is below
+    # 2**30 and so is the running product: it cannot overflow.
     if isinstance(shape, types.Integer):
-        def impl(shape):
-            if shape < 0:
-                raise ValueError("negative dimensions not allowed")
+        def impl(shape, dtype):
+            size = np.int64(shape)
+            if size < 0 or size >= limit or size * itemsize >= limit:
+                np.empty(shape, dtype)
         return impl
     if isinstance(shape, types.UniTuple) and isinstance(shape.dtype, types.Integer):
-        def impl(shape):
+        def impl(shape, dtype):
+            total = np.int64(itemsize)
             for d in shape:
-                if d < 0:
-                    raise ValueError("negative dimensions not allowed")
+                size = np.int64(d)
+                total *= size
+                if size < 0 or size >= limit or total >= limit:
+                    np.empty(shape, dtype)
+                    return
         return impl
     raise TypingError(f"check_shape: unsupported shape {shape}")
 

@@ -3,16 +3,25 @@ between them disappear; refusals leave the IR alone and say why."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import pytest
 from conftest import remark_keys, run_both
-from numba import typeof, types
+from numba import njit, typeof, types
 from numba.core.runtime import _nrt_python, rtsys
+from numba.typed import Dict
 
 import numba_loopopt as lo
+from numba_loopopt.runtime import check_shape
 from numba_loopopt.testing import check, ir_after
 
 PASS = "loopopt_fuse_loops"
+
+# Some kernels take a (reflected) list argument, which numba will deprecate.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::numba.core.errors.NumbaPendingDeprecationWarning")
 F64 = types.float64[:]
 SIZES = (0, 1, 5, 33)
 
@@ -722,3 +731,162 @@ def test_counted_while_loops_refused(kernel, key):
         disp = run_both(kernel, *args, *((False,) if kernel is flag_set_between else ()))
     fuse = [r for r in lo.remarks(disp, disp.signatures[0]) if r.pass_name == "fuse-loops"]
     assert [r.key for r in fuse] == ([key] if key else []), lo.remarks(disp)
+
+
+# --- what the caller sees: huge temporaries
+#
+# Each kernel runs stock and optimised on fresh arguments (typed dicts cannot
+# be deep-copied), and everything the caller can observe must agree: the
+# result or the exception's type and message, every argument's contents
+# afterwards, and what was printed.
+
+
+def _snapshot(x):
+    """A comparable, bit-exact picture of a value."""
+    if isinstance(x, np.ndarray):
+        return ("array", x.dtype.str, x.shape, x.tobytes())
+    if isinstance(x, float):
+        return ("float", np.float64(x).tobytes())
+    if isinstance(x, (list, tuple)):
+        return (type(x).__name__, tuple(_snapshot(v) for v in x))
+    if isinstance(x, Dict):
+        return ("dict", tuple(sorted((k, _snapshot(v)) for k, v in x.items())))
+    return (type(x).__name__, repr(x))
+
+
+def observed(disp, make_args):
+    args = make_args()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            result = ("ok", _snapshot(disp(*args)))
+        except Exception as exc:  # noqa: BLE001 - comparing exceptions
+            result = ("raise", type(exc).__name__, str(exc))
+    return result, _snapshot(args), printed.getvalue()
+
+
+def same_as_stock(kernel, make_args, **njit_kwargs):
+    """Run ``kernel`` stock and optimised on ``make_args()``; assert the
+    caller sees the same.  Returns the optimised dispatcher and the outcome."""
+    stock, opt = njit(**njit_kwargs)(kernel), lo.jit(**njit_kwargs)(kernel)
+    want, got = observed(stock, make_args), observed(opt, make_args)
+    assert got == want
+    return opt, want
+
+
+def fuse_keys(disp) -> list[str]:
+    return [r.key for rs in lo.remarks(disp).values() for r in rs
+            if r.pass_name == "fuse-loops"]
+
+
+def missed(disp) -> list:
+    return [r for rs in lo.remarks(disp).values() for r in rs
+            if r.pass_name == "fuse-loops" and r.kind.value == "missed"]
+
+
+# A contracted temporary raises what its allocation raised.
+
+TOO_BIG = ("ValueError", "array is too big; `arr.size * arr.dtype.itemsize` is larger "
+           "than the maximum possible size.")
+
+
+def _allocating(alloc, value):
+    namespace = {"np": np}
+    exec(f"""def kernel(a, n):
+    tmp = {alloc}
+    for i in range(n):
+        tmp[i] = {value}
+    s = 0.0
+    for j in range(n):
+        s += tmp[j]
+    return s
+""", namespace)
+    kernel = namespace["kernel"]
+    kernel.__name__ = kernel.__qualname__ = "alloc_" + alloc
+    return kernel
+
+
+ALLOCATIONS = [
+    ("np.empty(n)", "a[i] * 2.0"), ("np.zeros(n)", "a[i] * 2.0"),
+    ("np.ones(n)", "a[i] * 2.0"), ("np.full(n, 2.5)", "a[i] * 2.0"),
+    ("np.empty(n, dtype=np.float32)", "np.float32(a[i] * 2.0)"),
+    ("np.zeros((n,), np.float32)", "np.float32(a[i])"),
+    ("np.full(n, 7, dtype=np.int64)", "int(a[i]) * 3"),
+]
+
+
+@pytest.mark.parametrize("alloc,value", ALLOCATIONS, ids=[a[0] for a in ALLOCATIONS])
+def test_contracted_temporary_raises_what_its_allocation_raises(alloc, value):
+    kernel = _allocating(alloc, value)
+    a = np.arange(5.0)
+    outcomes = {}
+    # 2**61 elements: too big (bytes overflow); 2**60: too big for 8-byte
+    # items, a failed allocation (MemoryError) for 4-byte ones; 2**44: a
+    # failed allocation (128 TiB); -1: negative.
+    for n in (3, 0, -1, 2**44, 2**60, 2**61, 2**62, 2**63 - 1):
+        disp, outcomes[n] = same_as_stock(kernel, lambda n=n: (a, n))
+    assert fuse_keys(disp) == ["Fused", "Contracted"]
+    assert outcomes[2**61][0] == ("raise", *TOO_BIG)
+    assert outcomes[2**44][0][:2] == ("raise", "MemoryError")
+    assert outcomes[-1][0] == ("raise", "ValueError", "negative dimensions not allowed")
+    itemsize = 8 if "float32" not in alloc else 4
+    assert outcomes[2**60][0][1] == ("ValueError" if itemsize == 8 else "MemoryError")
+
+
+def effects_then_huge_temporary(a, n, lst):
+    # The temporary's allocation raises before the loops: the list is as
+    # stock numba leaves it (appended to before the allocation only).
+    lst.append(1.5)
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] + 1.0
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    lst.append(s)
+    return s
+
+
+def test_huge_temporary_raises_at_the_allocation():
+    for n in (2, 2**61, 2**44):
+        disp, _ = same_as_stock(effects_then_huge_temporary,
+                                lambda n=n: (np.arange(3.0), n, [0.5]))
+    assert fuse_keys(disp) == ["Fused", "Contracted"]
+
+
+def _shape_outcome(fn, *args):
+    try:
+        fn(*args)
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - comparing exceptions
+        return type(exc).__name__, str(exc)
+
+
+@njit
+def _checked(n, which):
+    if which == 0:
+        check_shape(n, np.dtype(np.float64))
+    elif which == 1:
+        check_shape(n, np.float32)
+    else:
+        check_shape((n, n), np.dtype(np.bool_))
+
+
+@njit
+def _allocated(n, which):
+    if which == 0:
+        np.empty(n, np.float64)
+    elif which == 1:
+        np.empty(n, np.float32)
+    else:
+        np.empty((n, n), np.bool_)
+
+
+@pytest.mark.parametrize("n", [0, 7, -1, 2**27, 2**44, 2**60, 2**61, 2**63 - 1,
+                               np.uint64(2**63), np.uint64(9), np.uint32(2**31 + 1),
+                               np.int32(-3)], ids=repr)
+def test_check_shape_raises_exactly_what_np_empty_raises(n):
+    # Including numba's conversions: a uint64 size of 2**63 is negative, and
+    # a uint32 in a shape tuple is sign-extended.
+    for which in range(3):
+        assert _shape_outcome(_checked, n, which) == _shape_outcome(_allocated, n, which)

@@ -35,8 +35,10 @@ Legal when, all checked before any edit (else a missed remark):
   loop computes nor assign what it uses: they move ahead of the fused loop.
 
 Contraction additionally needs the first loop to store the array exactly once
-per iteration, at the index, with a value of the array's dtype, never read it,
-and nothing after the loops to use it.
+per iteration, at the index, with a value of the array's (numeric) dtype,
+never read it, and nothing after the loops to use it.  Its allocation becomes
+:func:`~numba_loopopt.runtime.check_shape`, which raises what the allocation
+raised.
 """
 
 from __future__ import annotations
@@ -44,13 +46,16 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
+import numpy as np
 from numba.core import config, ir, types
 from numba.core.compiler_machinery import register_pass
+from numba.core.errors import NumbaError
 from numba.core.ir_utils import (
     build_definitions,
     find_callname,
     guard,
 )
+from numba.np.numpy_support import as_dtype
 
 from .. import irbuild
 from ..analysis.defuse import BlockScans, DefUse
@@ -458,6 +463,8 @@ class Contraction:
     allocation: ir.Assign
     labels: frozenset[int]
     """The blocks that hold the store, the reads and the allocation."""
+    dtype: np.dtype | None = None
+    """The array's dtype, which the shape check left of the allocation needs."""
 
 
 @dataclass(frozen=True)
@@ -707,6 +714,8 @@ def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags) -> Plan:
             reason = "the stored value's type differs from the array's dtype"
         elif not _integer_shape(du, facts, array):
             reason = "its allocation's shape is not a plain integer"
+        elif (dtype := _numpy_dtype(ty.dtype)) is None:
+            reason = f"its dtype {ty.dtype} is not a number"
         elif boundscheck_on(flags) and l1.trip != (
                 ("const", 0), alloc_length_key(du, array), ("const", 1)):
             # Bounds-checked stores that go away must not have been able to raise.
@@ -723,8 +732,19 @@ def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags) -> Plan:
         contractions.append(Contraction(
             array, stores[0][2], tuple(r[2] for r in e2.reads if r[0] == array),
             du.defs[array][0].stmt,
-            l1.loop.body | l2.loop.body | {du.defs[array][0].label}))
+            l1.loop.body | l2.loop.body | {du.defs[array][0].label}, dtype))
     return Plan(l1, l2, tuple(contractions), tuple(kept))
+
+
+def _numpy_dtype(ty) -> np.dtype | None:
+    """The numpy dtype of a number or boolean type, which the shape check
+    left of an allocation allocates with when it must (see check_shape)."""
+    if not isinstance(ty, (types.Number, types.Boolean)):
+        return None
+    try:
+        return as_dtype(ty)
+    except (NotImplementedError, NumbaError):  # NumbaNotImplementedError
+        return None
 
 
 def _integer_shape(du, facts, array) -> bool:
@@ -834,16 +854,20 @@ def _contract(func_ir, c: Contraction, fence: bool) -> None:
         fn = irbuild.fresh(scope, "opaque", loc)
         stored = [ir.Assign(ir.Global("opaque", opaque, loc), fn, loc),
                   ir.Assign(ir.Expr.call(fn, (c.store.value,), (), loc), carried, loc)]
-    # The allocation goes, but not the ValueError it raises for a negative size.
+    # The allocation goes, but not what it raises: a negative size, a size
+    # too big, an allocation that fails (check_shape allocates what is not
+    # surely small, and frees it at once).
     loc = c.allocation.loc
     check_fn = irbuild.fresh(scope, "check_shape", loc)
+    dtype = irbuild.fresh(scope, "dtype", loc)
     result = irbuild.fresh(scope, "check_shape_result", loc)
     shape = c.allocation.value.args[0]
     replace = {id(c.store): stored,
                id(c.allocation): [
                    ir.Assign(ir.Global("check_shape", check_shape, loc), check_fn, loc),
-                   ir.Assign(ir.Expr.call(check_fn, (ir.Var(scope, shape.name, loc),), (),
-                                          loc), result, loc)]}
+                   ir.Assign(ir.Global("dtype", c.dtype, loc), dtype, loc),
+                   ir.Assign(ir.Expr.call(check_fn, (ir.Var(scope, shape.name, loc), dtype),
+                                          (), loc), result, loc)]}
     for read in c.reads:
         replace[id(read)] = ir.Assign(ir.Var(scope, carried.name, read.loc), read.target,
                                       read.loc)
