@@ -120,3 +120,12 @@ def test_unknown_kernel_is_an_error():
         bench.resolve_kernels(["sum_expr", "nope"])
     assert [k.key for k in bench.resolve_kernels(["pytensor"])] == [
         "pytensor_scan", "pytensor_ar1", "pytensor_sum"]
+
+
+def test_the_stock_line_is_not_hidden_under_the_parallel_line():
+    from numba_loopopt.cli.bench import line_style
+
+    stock, parallel = line_style("stock"), line_style("parallel")
+    assert stock["zorder"] > parallel["zorder"]
+    assert stock["linestyle"] != parallel["linestyle"]
+    assert stock["color"] != parallel["color"]

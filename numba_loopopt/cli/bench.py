@@ -746,6 +746,22 @@ def speedup_table(rows: Sequence[dict]) -> list[str]:
     return lines
 
 
+#: (colour, marker, line width, line style) of each candidate's line.
+#: parallel=True on one thread often equals stock: it is dashed, and stock is
+#: drawn above every other line, so neither hides the other.
+_STYLES = {"stock": ("C3", "o", 2.2, "-"), "parallel": ("C1", "s", 1.2, "--"),
+           "numpy": ("C0", "^", 1.2, "-"), "numexpr": ("C2", "v", 1.2, "-"),
+           "jax": ("C4", "D", 1.2, "-"), "hand": ("k", "x", 1.2, ":")}
+
+
+def line_style(role: str) -> dict:
+    """matplotlib keywords for the line of candidate ``role``."""
+    color, marker, width, style = _STYLES.get(role, ("C5", ".", 1.0, "-"))
+    return {"color": color, "marker": marker, "linewidth": width, "linestyle": style,
+            "zorder": 4 if role == "stock" else 2,
+            "markersize": 7 if role == "stock" else 5}
+
+
 def write_plot(results: Sequence[KernelResult], path: Path, title: str) -> str | None:
     """loopopt's speed-up over each candidate against size, one panel per kernel
     measured at two sizes or more.  Returns why no plot was written, or None."""
@@ -763,9 +779,6 @@ def write_plot(results: Sequence[KernelResult], path: Path, title: str) -> str |
     fig = Figure(figsize=(5.0 * cols, 3.6 * rows + 0.6), layout="constrained")
     FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's state
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    styles = {"stock": ("C3", "o", 2.2), "parallel": ("C1", "s", 1.2),
-              "numpy": ("C0", "^", 1.2), "numexpr": ("C2", "v", 1.2),
-              "jax": ("C4", "D", 1.2), "hand": ("k", "x", 1.2)}
     for ax, res in zip(axes, sized, strict=False):
         ns = [m.n for m in res.measurements]
         labels = {c.role: c.label for c in res.candidates}
@@ -773,10 +786,8 @@ def write_plot(results: Sequence[KernelResult], path: Path, title: str) -> str |
                 c.role for c in res.candidates if c.role not in ROLES]:
             if role not in res.measurements[0].samples:
                 continue
-            color, marker, width = styles.get(role, ("C5", ".", 1.0))
-            label = labels[role]
             ax.plot(ns, [m.best[role] / m.best["loopopt"] for m in res.measurements],
-                    color=color, marker=marker, linewidth=width, label=label)
+                    label=labels[role], **line_style(role))
         ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
         ax.set_xscale("log")
         ax.set_yscale("log")
