@@ -10,12 +10,16 @@ import numpy as np
 import pytest
 from conftest import remark_keys, run_both
 from numba import njit, typeof, types
+from numba.core import ir
+from numba.core.compiler import run_frontend
 from numba.core.runtime import _nrt_python, rtsys
 from numba.typed import Dict
 
 import numba_loopopt as lo
+from numba_loopopt.analysis.defuse import BlockScans, DefUse
 from numba_loopopt.runtime import check_shape
 from numba_loopopt.testing import check, ir_after
+from numba_loopopt.transforms import fuse_loops as fl
 
 PASS = "loopopt_fuse_loops"
 
@@ -269,7 +273,7 @@ def scalar_carried(a):
     return out
 
 
-def with_print(a):
+def with_print(a, k):
     n = a.shape[0]
     tmp = np.empty(n)
     for i in range(n):
@@ -277,7 +281,7 @@ def with_print(a):
         print(i)
     s = 0.0
     for i in range(n):
-        s += tmp[i]
+        s += tmp[i] + 1 // k[i]
     return s
 
 
@@ -333,7 +337,8 @@ REFUSED = [
     (different_trip_counts, lambda n: (arrays(n, 1)[0], max(n - 1, 0)),
      "DifferentTripCount", "range(n) and range(m)"),
     (scalar_carried, lambda n: arrays(n, 1), "ScalarDependence", "'total'"),
-    (with_print, lambda n: arrays(n, 1), "SideEffects", "print"),
+    (with_print, lambda n: (arrays(n, 1)[0], np.ones(n, dtype=np.int64)),
+     "EffectsBeforeRaise", "prints"),
     (touches_array_between, lambda n: arrays(max(n, 1), 1), "InterveningCode", "between"),
     (writes_an_argument, lambda n: (arrays(n, 1)[0], np.zeros(n)), "WrittenArrayMayAlias",
      "'out'"),
@@ -733,7 +738,7 @@ def test_counted_while_loops_refused(kernel, key):
     assert [r.key for r in fuse] == ([key] if key else []), lo.remarks(disp)
 
 
-# --- what the caller sees: huge temporaries
+# --- effects: writes through calls, effects before exceptions, huge temporaries
 #
 # Each kernel runs stock and optimised on fresh arguments (typed dicts cannot
 # be deep-copied), and everything the caller can observe must agree: the
@@ -782,6 +787,404 @@ def fuse_keys(disp) -> list[str]:
 def missed(disp) -> list:
     return [r for rs in lo.remarks(disp).values() for r in rs
             if r.pass_name == "fuse-loops" and r.kind.value == "missed"]
+
+
+# A ufunc's output argument is a write.
+
+
+def out_maximum(a):
+    n = a.shape[0]
+    m = np.zeros(n)
+    for i in range(n):
+        np.maximum(a, i * 1.0, m)
+    s = 0.0
+    for _ in range(n):
+        s += m[0]
+    return s
+
+
+def out_add_read_at_index(a):
+    n = a.shape[0]
+    m = np.zeros(n)
+    for i in range(n):
+        np.add(a, i * 1.0, m)
+    s = 0.0
+    for i in range(n):
+        s += m[i]
+    return s
+
+
+def out_sqrt(a):
+    n = a.shape[0]
+    m = np.zeros(n)
+    for i in range(n):
+        np.sqrt(a * i, m)
+    s = 0.0
+    for _ in range(n):
+        s += m[n - 1]
+    return s
+
+
+def out_in_second_loop(a):
+    n = a.shape[0]
+    m = np.zeros(n)
+    s = 0.0
+    for i in range(n):
+        s += m[i]
+    for i in range(n):
+        np.minimum(a, -1.0 * i, m)
+    return s, m
+
+
+def out_argument(a, out):
+    n = a.shape[0]
+    for i in range(n):
+        np.maximum(a, i * 1.0, out)
+    s = 0.0
+    for i in range(n):
+        s += out[i]
+    return s
+
+
+def _out_keyword(call):
+    namespace = {"np": np}
+    exec(f"""def kernel(a):
+    n = a.shape[0]
+    m = np.zeros(n)
+    for i in range(n):
+        {call}
+    s = 0.0
+    for _ in range(n):
+        s += m[0]
+    return s
+""", namespace)
+    return namespace["kernel"]
+
+
+def fill_method(a):
+    n = a.shape[0]
+    m = np.zeros(n)
+    for i in range(n):
+        m.fill(a[i])
+    s = 0.0
+    for i in range(n):
+        s += m[i]
+    return s
+
+
+def ufunc_without_out(a):
+    # The same ufuncs without an output argument: pure, and the loops fuse.
+    n = a.shape[0]
+    m = np.empty(n)
+    for i in range(n):
+        m[i] = np.maximum(a[i], i * 0.5) + np.sqrt(np.abs(a[i]))
+    s = 0.0
+    for i in range(n):
+        s += np.add(m[i], 1.0)
+    return s
+
+
+UFUNC_OUT = [
+    (out_maximum, lambda: (np.arange(4.0),), "UfuncOutput", "numpy.maximum"),
+    (out_add_read_at_index, lambda: (np.arange(4.0),), "UfuncOutput", "numpy.add"),
+    (out_sqrt, lambda: (np.arange(4.0),), "UfuncOutput", "argument 2 ('m')"),
+    (out_in_second_loop, lambda: (np.arange(4.0),), "UfuncOutput", "numpy.minimum"),
+    (out_argument, lambda: (np.arange(4.0), np.zeros(4)), "UfuncOutput", "'out'"),
+    (fill_method, lambda: (np.arange(4.0),), "SideEffects", "may have side effects"),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args,key,reason", UFUNC_OUT,
+                         ids=[k[0].__name__ for k in UFUNC_OUT])
+def test_ufunc_output_argument_is_a_write(kernel, make_args, key, reason):
+    disp, _ = same_as_stock(kernel, make_args)
+    found = missed(disp)
+    assert [r.key for r in found] == [key], found
+    assert reason in found[0].message, str(found[0])
+    sig = tuple(typeof(x) for x in make_args())
+    on, _ = ir_after(kernel, sig, PASS, options={"inline": False})
+    off, _ = ir_after(kernel, sig, PASS, options={"inline": False, "fuse_loops": False})
+    assert on == off
+
+
+@pytest.mark.parametrize("call", ["np.maximum(a, i * 1.0, out=m)",
+                                  "np.add(a, i * 1.0, out=m)", "np.sqrt(a * i, out=m)"])
+def test_ufunc_out_keyword_is_refused_before_typing(call):
+    # numba 0.68 rejects out= when typing (both versions raise the same); the
+    # pass runs before typing and must refuse it as a write all the same.
+    kernel = _out_keyword(call)
+    _, ((kind, *_rest), _args, _printed) = same_as_stock(kernel,
+                                                          lambda: (np.arange(4.0),))
+    assert kind == "raise"
+    func_ir = run_frontend(kernel)
+    du = DefUse(func_ir.blocks, BlockScans())
+    calls = [s for b in func_ir.blocks.values() for s in b.body
+             if isinstance(s, ir.Assign) and isinstance(s.value, ir.Expr)
+             and s.value.op == "call" and s.value.kws]
+    why, _ = fl._call_effect(func_ir, du, None, calls[0].value, calls[0])
+    assert why.key == "UfuncOutput" and "the keyword 'out'" in why.message
+
+
+def test_ufuncs_without_output_argument_still_fuse():
+    for n in SIZES:
+        disp, _ = same_as_stock(ufunc_without_out, lambda n=n: (np.arange(n) - 1.5,))
+    assert fuse_keys(disp) == ["Fused", "Contracted"]
+
+
+# Effects the caller sees, and exceptions.  In each of these the
+# second loop raises ZeroDivisionError at i == 0 (k[0] == 0): stock numba has
+# run the whole first loop by then, a fused loop only its first iteration.
+
+
+def list_iadd_then_raise(a, k, lst):
+    n = a.shape[0]
+    for i in range(n):
+        lst += [i * 1.0]
+    s = 0
+    for i in range(n):
+        s += 1 // k[i]
+    return s
+
+
+def list_append_then_raise(a, k, lst):
+    n = a.shape[0]
+    for i in range(n):
+        lst.append(i * 1.0)
+    s = 0
+    for i in range(n):
+        s += 1 // k[i]
+    return s
+
+
+def list_store_then_raise(a, k, lst):
+    n = a.shape[0]
+    for i in range(n):
+        lst[0] = i * 1.0
+    s = 0
+    for i in range(n):
+        s += 1 // k[i]
+    return s
+
+
+def dict_store_then_raise(a, k, d):
+    n = a.shape[0]
+    for i in range(n):
+        d[i] = i * 1.0
+    s = 0
+    for i in range(n):
+        s += 1 // k[i]
+    return s
+
+
+def print_then_raise(a, k):
+    n = a.shape[0]
+    for i in range(n):
+        print(i, a[i])
+    s = 0
+    for i in range(n):
+        s += 1 // k[i]
+    return s
+
+
+def argument_store_then_raise(a, k, out):
+    n = a.shape[0]
+    for i in range(n):
+        out[i] = a[i] * 2.0
+    s = 0
+    for i in range(n):
+        s += 1 // k[i]
+    return s
+
+
+def print_then_index_error(a, lst):
+    n = a.shape[0]
+    for i in range(n):
+        print(a[i])
+    s = 0.0
+    for i in range(n):
+        s += lst[i]  # IndexError once i passes the list's end
+    return s
+
+
+def print_then_range_error(a, steps):
+    n = a.shape[0]
+    for i in range(n):
+        print(a[i])
+    s = 0.0
+    for i in range(n):
+        for _ in range(0, 2, steps[i]):  # ValueError for a zero step
+            s += a[i]
+    return s
+
+
+def raise_then_print(a, k):
+    n = a.shape[0]
+    s = 0
+    for i in range(n):
+        s += 1 // k[i]
+    for i in range(n):
+        print(a[i])
+    return s
+
+
+def raise_then_append(a, k, lst):
+    n = a.shape[0]
+    s = 0
+    for i in range(n):
+        s += 1 // k[i]
+    for i in range(n):
+        lst.append(a[i])
+    return s
+
+
+def both_print(a):
+    n = a.shape[0]
+    for i in range(n):
+        print("first", i)
+    for i in range(n):
+        print("second", a[i])
+    return n
+
+
+def print_then_allocation(a, size):
+    n = a.shape[0]
+    for i in range(n):
+        print(a[i])
+    t = np.zeros(size)  # ValueError for a negative size
+    s = 0.0
+    for i in range(n):
+        s += a[i] * 2.0
+    return s, t
+
+
+def print_then_endless_loop(a, k):
+    # The inner while loop may run forever for all the pass can tell (here it
+    # does not): as an exception would, that cuts the first loop's prints
+    # short.
+    n = a.shape[0]
+    for i in range(n):
+        print(i)
+    s = 0.0
+    for i in range(n):
+        x = a[i] + 1.0
+        while x > k[i]:
+            x = x * 0.5
+        s += x
+    return s
+
+
+def _k(n=4):
+    """Divisors with a zero first (if any)."""
+    k = np.ones(n, dtype=np.int64)
+    k[:1] = 0
+    return k
+
+
+A4 = np.arange(4.0) + 0.5
+
+EFFECTS_REFUSED = [
+    (list_iadd_then_raise, lambda: (A4, _k(), [0.5]), {}, "SideEffects",
+     "'lst' is updated in place"),
+    (list_iadd_then_raise, lambda: (A4, _k(), [0.5]), {"error_model": "numpy"},
+     "SideEffects", "'lst' is updated in place"),
+    (list_append_then_raise, lambda: (A4, _k(), [0.5]), {}, "SideEffects",
+     "may have side effects"),
+    (list_store_then_raise, lambda: (A4, _k(), [0.5]), {}, "BothMayRaise",
+     "the store into 'lst'"),
+    (list_store_then_raise, lambda: (A4, _k(), [0.5]), {"error_model": "numpy"},
+     "ShiftedAccess", "'lst'"),
+    (dict_store_then_raise, lambda: (A4, _k(), Dict.empty(types.int64, types.float64)),
+     {}, "BothMayRaise", "the store into 'd'"),
+    (print_then_raise, lambda: (A4, _k()), {}, "EffectsBeforeRaise",
+     "the first loop prints"),
+    (argument_store_then_raise, lambda: (A4, _k(), np.zeros(4)), {},
+     "WrittenArrayMayAlias", "'out'"),
+    (print_then_index_error, lambda: (A4, [1.0, 2.0]), {}, "EffectsBeforeRaise",
+     "indexing 'lst'"),
+    (print_then_range_error, lambda: (A4, np.array([1, 1, 0, 1])), {},
+     "EffectsBeforeRaise", "builtins.range"),
+    (raise_then_print, lambda: (A4, _k()), {}, "RaiseBeforeEffects",
+     "the second prints"),
+    (raise_then_append, lambda: (A4, _k(), [0.5]), {}, "SideEffects",
+     "may have side effects"),
+    (both_print, lambda: (A4,), {}, "BothHaveEffects", "interleave"),
+    (print_then_allocation, lambda: (A4, -1), {}, "InterveningCode",
+     "the first loop prints"),
+    (print_then_endless_loop, lambda: (A4, np.full(4, 0.75)), {}, "EffectsBeforeRaise",
+     "a loop that may not finish"),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args,kwargs,key,reason", EFFECTS_REFUSED,
+                         ids=[f"{k[0].__name__}-{k[2].get('error_model', 'python')}"
+                              for k in EFFECTS_REFUSED])
+def test_effects_before_an_exception_stay_as_in_stock(kernel, make_args, kwargs, key,
+                                                      reason):
+    disp, _ = same_as_stock(kernel, make_args, **kwargs)
+    found = missed(disp)
+    assert [r.key for r in found] == [key], [str(r) for r in found]
+    assert reason in found[0].message, str(found[0])
+    sig = tuple(typeof(x) for x in make_args())
+    on, _ = ir_after(kernel, sig, PASS, options={"inline": False}, **kwargs)
+    off, _ = ir_after(kernel, sig, PASS, options={"inline": False, "fuse_loops": False},
+                      **kwargs)
+    assert on == off
+
+
+def print_then_sum(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * 2.0
+        print(i, a[i])
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def print_and_raise_then_sum(a, k):
+    # Only the first loop may raise: its exception comes as in stock numba,
+    # after the same lines, and the second loop shows nothing.
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        print(i)
+        tmp[i] = a[i] + 1 // k[i]
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def sum_then_print(a, k):
+    # Only the second loop prints, and only it may raise.
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i] * 3.0
+    s = 0.0
+    for i in range(n):
+        print(tmp[i])
+        s += tmp[i] + 1 // k[i]
+    return s
+
+
+PRINTS_FUSED = [
+    (print_then_sum, lambda n: (np.arange(n) - 1.5,)),
+    (print_and_raise_then_sum, lambda n: (np.arange(n) * 0.5, _k(n))),
+    (print_and_raise_then_sum, lambda n: (np.arange(n) * 0.5, np.ones(n, np.int64))),
+    (sum_then_print, lambda n: (np.arange(n) - 1.5, _k(n))),
+    (sum_then_print, lambda n: (np.arange(n) - 1.5, np.ones(n, np.int64))),
+]
+
+
+@pytest.mark.parametrize("kernel,make_args", PRINTS_FUSED,
+                         ids=[f"{k[0].__name__}-{i}" for i, k in enumerate(PRINTS_FUSED)])
+def test_prints_fuse_when_no_exception_can_cut_them_short(kernel, make_args):
+    for n in SIZES:
+        disp, _ = same_as_stock(kernel, lambda n=n: make_args(n))
+    assert fuse_keys(disp) == ["Fused", "Contracted"]
 
 
 # A contracted temporary raises what its allocation raised.

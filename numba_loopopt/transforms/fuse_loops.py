@@ -28,11 +28,19 @@ Legal when, all checked before any edit (else a missed remark):
   element is read or written in a different iteration of the other loop, and
   no other name can alias it (arrays only read may be read anywhere);
 * neither loop reads or writes a scalar the other one assigns (the index
-  excepted), neither has side effects other than those stores (``print``,
-  calls outside a whitelist of pure numeric functions), and not both may raise
-  (so the first exception, and its type, stay the same);
-* the statements between the loops are pure, and neither read what the first
-  loop computes nor assign what it uses: they move ahead of the fused loop.
+  excepted);
+* each loop contains only constructs on a whitelist (:func:`body_effects`,
+  deny by default): stores, operators, indexing and whitelisted calls on
+  plain values, ``print`` of scalars -- no method call, no other call, no
+  in-place operator on anything but a number, no ufunc with an output
+  argument (a write of the whole array);
+* what the caller sees when an exception comes stays the same
+  (:func:`_exception_order`): not both loops may raise (or not finish), not
+  both print, the first does not print if the second may raise, nor the
+  second if the first may;
+* the statements between the loops are whitelisted expressions, neither read
+  what the first loop computes nor assign what it uses, and do not raise after
+  a first loop that may raise or prints: they move ahead of the fused loop.
 
 Contraction additionally needs the first loop to store the array exactly once
 per iteration, at the index, with a value of the array's (numeric) dtype,
@@ -71,7 +79,9 @@ from .while_to_range import match as match_counted
 
 PASS = "fuse-loops"
 
-#: Calls a fused loop may contain: pure functions of their arguments.
+#: Calls a fused loop may contain: functions of their arguments that write
+#: nothing and have no other effect -- with the arguments
+#: :func:`_call_effect` allows (numpy's ufuncs: no output argument).
 PURE_CALLS = {
     "math": None,  # every function of the math module
     "builtins": frozenset({"abs", "min", "max", "float", "int", "bool", "round", "len",
@@ -82,8 +92,27 @@ PURE_CALLS = {
         "absolute", "fabs", "floor", "ceil", "trunc", "rint", "sign", "power", "hypot",
         "maximum", "minimum", "fmax", "fmin", "isnan", "isinf", "isfinite", "square",
         "cbrt", "float64", "float32", "int64", "int32", "int8", "int16", "uint8",
-        "uint64", "bool_", "complex128", "real", "imag", "conj", "conjugate"}),
+        "uint64", "bool_", "complex128", "real", "imag", "conj", "conjugate", "add",
+        "subtract", "multiply", "negative"}),
 }
+
+#: Builtins that raise nothing on numbers (``bool(x > y)`` is how a ``while``
+#: test calls one); ``pow(0, -1)``, ``range(0, 4, 0)`` and ``len`` of a
+#: container are left out (``len`` never raises at all).
+SCALAR_SAFE = frozenset({"abs", "min", "max", "float", "int", "bool", "round", "complex"})
+
+#: Types whose values run no user code when operated on, indexed, compared,
+#: iterated or passed to a whitelisted call (a jitclass may define
+#: ``__add__``, ``__len__``, properties ...).
+_PLAIN = (types.Number, types.Boolean, types.Array, types.BaseTuple, types.List,
+          types.UnicodeType, types.RangeType, types.NoneType)
+
+#: Objects whose attributes are data or methods, never code run on access.
+_PLAIN_ATTRIBUTE_OWNERS = _PLAIN + (types.Module, types.NumberClass, types.Record)
+
+#: Iterators that always come to an end, running no user code.
+_FINITE_ITERATORS = (types.RangeIteratorType, types.ArrayIterator, types.ListIter,
+                     types.UniTupleIter)
 
 #: Operators that raise ZeroDivisionError under error_model='python'.
 DIVIDING = {operator.truediv, operator.floordiv, operator.mod, operator.pow,
@@ -376,19 +405,39 @@ def _guards_agree(func_ir, du: DefUse, facts: TypeFacts, flags, l1: RangeLoop,
 
 @dataclass
 class Effects:
-    """What one loop body reads, writes and calls."""
+    """What one loop body reads, writes, calls, shows and may raise.
+
+    Deny by default: a construct is harmless only if it is on a whitelist
+    (:func:`_expr_effect`); anything else makes the loop :attr:`impure`, and
+    the pair is refused.  What a fused loop may contain is: assignments to
+    local names, stores ``x[k] = v`` (which :func:`check` then requires to be
+    into arrays the function allocates, at the loop index), whitelisted
+    expressions and calls, and ``print`` of scalars and strings -- the one
+    effect the caller sees (:attr:`visible`)."""
 
     assigned: set
     used: set
     reads: list
     """(array name, index var name or None, stmt, label) for each array read."""
     writes: list
-    may_raise: bool = False
+    raises: tuple | None = None
+    """(what, loc) of the first construct that may raise, or not finish."""
+    visible: tuple | None = None
+    """(what, loc) of the first effect the caller sees even after an
+    exception: a ``print``."""
     impure: Missed | None = None
+
+    @property
+    def may_raise(self) -> bool:
+        return self.raises is not None
+
+    def raise_at(self, what: str, loc) -> None:
+        if self.raises is None:
+            self.raises = (what, loc)
 
 
 def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
-                 func_ir) -> Effects:
+                 func_ir, forest: LoopForest | None = None) -> Effects:
     eff = Effects(set(), set(), [], [])
     for label in sorted(rl.body):
         block = blocks[label]
@@ -404,55 +453,197 @@ def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
                 if isinstance(value, (ir.Const, ir.Global, ir.FreeVar, ir.Arg)):
                     continue
                 if not isinstance(value, ir.Expr):
-                    eff.impure = eff.impure or Missed(
-                        "SideEffects", f"'{stmt}' at line {stmt.loc.line} has side "
-                        "effects", stmt.loc)
+                    eff.impure = eff.impure or _side_effects(stmt)
                     continue
                 eff.used.update(v.name for v in value.list_vars())
-                if value.op == "getitem":
-                    eff.reads.append((value.value.name, value.index.name, stmt, label))
-                    eff.may_raise |= _indexing_may_raise(facts, value.value.name, flags)
-                elif value.op == "static_getitem":
-                    eff.reads.append((value.value.name, None, stmt, label))
-                    eff.may_raise |= _indexing_may_raise(facts, value.value.name, flags)
-                elif value.op in ("binop", "inplace_binop"):
-                    if value.fn in DIVIDING and flags.error_model == "python":
-                        eff.may_raise = True
-                    if value.op == "inplace_binop" and isinstance(
-                            facts.of(value.lhs.name), types.Array):
-                        eff.impure = eff.impure or Missed(
-                            "SideEffects", f"'{value.lhs.name}' is updated in place at "
-                            f"line {stmt.loc.line}", stmt.loc)
-                elif value.op == "call" and du.global_value(value.func) is opaque:
-                    pass  # a contracted value of an earlier fusion: pure, never raises
-                elif value.op == "call":
-                    eff.impure = eff.impure or _impure_call(func_ir, value, stmt)
-                    eff.may_raise |= not _never_raises(func_ir, value)
+                if value.op in ("getitem", "static_getitem", "typed_getitem"):
+                    index = value.index.name if value.op != "static_getitem" else None
+                    eff.reads.append((value.value.name, index, stmt, label))
+                why, raises = _expr_effect(func_ir, du, facts, flags, value, stmt)
+                eff.impure = eff.impure or why
+                if raises is not None:
+                    eff.raise_at(raises, stmt.loc)
             elif isinstance(stmt, (ir.SetItem, ir.StaticSetItem)):
                 eff.used.update(v.name for v in stmt.list_vars())
                 index = stmt.index.name if isinstance(stmt, ir.SetItem) else None
                 eff.writes.append((stmt.target.name, index, stmt, label))
-                eff.may_raise |= _indexing_may_raise(facts, stmt.target.name, flags)
+                if _store_may_raise(facts, stmt, flags):
+                    eff.raise_at(f"the store into '{stmt.target.name}'", stmt.loc)
             elif isinstance(stmt, (ir.Jump, ir.Branch)):
                 eff.used.update(v.name for v in stmt.list_vars())
             elif isinstance(stmt, (ir.Raise, ir.StaticRaise, ir.DynamicRaise)):
-                eff.may_raise = True
+                eff.used.update(v.name for v in stmt.list_vars())
+                eff.raise_at("a raise statement", stmt.loc)
+            elif isinstance(stmt, ir.Print) and stmt.vararg is None and all(
+                    isinstance(facts.of(v.name), (types.Number, types.Boolean,
+                                                  types.UnicodeType))
+                    for v in stmt.args):
+                eff.used.update(v.name for v in stmt.list_vars())
+                if eff.visible is None:
+                    eff.visible = ("prints", stmt.loc)
             else:
-                eff.impure = eff.impure or Missed(
-                    "SideEffects", f"'{stmt}' at line {stmt.loc.line} has side effects",
-                    stmt.loc)
+                eff.impure = eff.impure or _side_effects(stmt)
+    if forest is not None:
+        headers = _loop_headers(forest)
+        for label in sorted(rl.body - {rl.loop.header}):
+            if label in headers and not _finite_loop(blocks[label], facts):
+                eff.raise_at("a loop that may not finish", blocks[label].loc)
     return eff
 
 
-def _impure_call(func_ir, call: ir.Expr, stmt) -> Missed | None:
+def _loop_headers(forest: LoopForest) -> frozenset[int]:
+    """The forest's loop headers, found once per forest (a round looks at
+    every pair's bodies; scanning every loop for each made it quadratic)."""
+    headers = forest.__dict__.get("_fuse_loops_headers")
+    if headers is None:
+        headers = forest.__dict__["_fuse_loops_headers"] = frozenset(
+            lp.header for lp in forest.loops)
+    return headers
+
+
+def _side_effects(stmt) -> Missed:
+    return Missed("SideEffects", f"'{stmt}' at line {stmt.loc.line} has side effects",
+                  stmt.loc)
+
+
+def _finite_loop(header: ir.Block, facts: TypeFacts) -> bool:
+    """Whether an inner loop surely ends: a ``for`` over a range, an array, a
+    list or a tuple.  Any other loop may run forever, which is observable as
+    an exception is (the other loop's effects are cut short, or its
+    exception never comes)."""
+    return any(isinstance(s, ir.Assign) and isinstance(s.value, ir.Expr)
+               and s.value.op == "iternext"
+               and isinstance(facts.of(s.value.value.name), _FINITE_ITERATORS)
+               for s in header.body)
+
+
+def _scalar(ty) -> bool:
+    return isinstance(ty, (types.Number, types.Boolean))
+
+
+def _plain(ty) -> bool:
+    """Whether values of ``ty`` run no user code when used (see _PLAIN)."""
+    if isinstance(ty, types.BaseTuple):
+        return all(_plain(t) for t in ty.types)
+    if isinstance(ty, types.List):
+        return _plain(ty.dtype)
+    return isinstance(ty, _PLAIN)
+
+
+def _store_may_raise(facts: TypeFacts, stmt, flags) -> bool:
+    """A store raises nothing only if it puts a scalar into an array at an
+    integer index, unchecked."""
+    target = facts.of(stmt.target.name)
+    index = (facts.of(stmt.index.name) if isinstance(stmt, ir.SetItem)
+             else types.intp if isinstance(stmt.index, int) else None)
+    return (boundscheck_on(flags) or not isinstance(target, types.Array)
+            or not isinstance(index, types.Integer)
+            or not _scalar(facts.of(stmt.value.name)))
+
+
+def _expr_effect(func_ir, du: DefUse, facts: TypeFacts, flags, value: ir.Expr,
+                 stmt) -> tuple[Missed | None, str | None]:
+    """``(why it is refused, what may raise)`` for one expression: ``why``
+    is None when the expression writes nothing and has no other effect,
+    ``what`` is None when it surely raises nothing.  A whitelist: any other
+    operation is refused."""
+    op, line = value.op, stmt.loc.line
+    if op in ("getitem", "static_getitem", "typed_getitem"):
+        base = facts.of(value.value.name)
+        index = (facts.of(value.index.name) if op != "static_getitem"
+                 else types.intp if isinstance(value.index, int) else None)
+        if not _plain(base):
+            return Missed("SideEffects", f"indexing '{value.value.name}' ({base}) at line "
+                          f"{line} may run code", stmt.loc), "indexing"
+        if isinstance(base, types.Array) and isinstance(index, types.Integer) \
+                and not boundscheck_on(flags):
+            return None, None
+        return None, f"indexing '{value.value.name}'"
+    if op in ("binop", "inplace_binop", "unary"):
+        operands = [value.value] if op == "unary" else [value.lhs, value.rhs]
+        tys = [facts.of(v.name) for v in operands]
+        if op == "inplace_binop" and not _scalar(tys[0]):
+            # 'x += y' on an array, a list, a set ... writes x in place.
+            return Missed("SideEffects", f"'{value.lhs.name}' is updated in place at "
+                          f"line {line}", stmt.loc), "an in-place operator"
+        if not all(_plain(t) for t in tys):
+            return Missed("SideEffects", f"an operator at line {line} applies to "
+                          f"{', '.join(str(t) for t in tys)}, which may run code",
+                          stmt.loc), "an operator"
+        if not all(_scalar(t) for t in tys):
+            return None, "an operator on arrays or containers"  # shapes, allocation
+        if op != "unary" and value.fn in DIVIDING and flags.error_model == "python":
+            return None, "a division"
+        return None, None
+    if op == "call":
+        return _call_effect(func_ir, du, facts, value, stmt)
+    if op == "getattr":
+        owner = facts.of(value.value.name)
+        if isinstance(owner, _PLAIN_ATTRIBUTE_OWNERS):
+            return None, None
+        return Missed("SideEffects", f"the attribute '{value.attr}' of "
+                      f"'{value.value.name}' ({owner}) at line {line} may run code",
+                      stmt.loc), "an attribute"
+    if op == "getiter":
+        if isinstance(facts.of(value.value.name), (types.RangeType, types.Array,
+                                                   types.List, types.UniTuple)):
+            return None, None
+    elif op == "iternext":
+        if isinstance(facts.of(value.value.name), _FINITE_ITERATORS):
+            return None, None
+    elif op in ("pair_first", "pair_second", "build_tuple", "cast", "phi"):
+        return None, None
+    elif op in ("build_list", "build_set", "build_map"):
+        return None, "an allocation"
+    elif op == "exhaust_iter":
+        if isinstance(facts.of(value.value.name), types.BaseTuple):
+            return None, None
+        return None, "unpacking"
+    return _side_effects(stmt), f"'{op}'"
+
+
+def _call_effect(func_ir, du: DefUse, facts: TypeFacts, call: ir.Expr,
+                 stmt) -> tuple[Missed | None, str | None]:
+    """A call is harmless only if it calls a whitelisted function
+    (:data:`PURE_CALLS`) on plain values, with no output argument: numpy's
+    ufuncs write the array given after their inputs (``np.sqrt(x, m)``,
+    ``np.maximum(a, b, m)``, ``out=m``), a method may write its object, any
+    other function anything its arguments reach.  Only numpy's functions on
+    scalars (IEEE arithmetic) and ``len`` surely raise nothing."""
+    line = stmt.loc.line
+    if du.global_value(call.func) is opaque:
+        return None, None  # a contracted value of an earlier fusion
     name = guard(find_callname, func_ir, call)
-    if name is not None and isinstance(name[1], str):
-        allowed = PURE_CALLS.get(name[1], ())
-        if allowed is None or name[0] in allowed:
-            return None
-    shown = f"{name[1]}.{name[0]}" if name and isinstance(name[1], str) else "a call"
-    return Missed("SideEffects", f"{shown} at line {stmt.loc.line} may have side "
-                  "effects", stmt.loc)
+    module = name[1] if name and isinstance(name[1], str) else None
+    shown = f"{module}.{name[0]}" if module else "a call"
+    func = getattr(np, name[0], None) if module == "numpy" else None
+    kws = [k for k, _ in call.kws]
+    if isinstance(func, np.ufunc) and (len(call.args) > func.nin or "out" in kws):
+        where = ("the keyword 'out'" if "out" in kws else
+                 f"argument {func.nin + 1} ('{call.args[func.nin].name}')")
+        return Missed("UfuncOutput", f"{shown} at line {line} is given an output array "
+                      f"({where}): it writes that array, which the pass does not "
+                      "follow", stmt.loc), "a call"
+    allowed = PURE_CALLS.get(module, ()) if module else ()
+    if module is None or not (allowed is None or name[0] in allowed):
+        return Missed("SideEffects", f"{shown} at line {line} may have side effects",
+                      stmt.loc), "a call"
+    if kws or call.vararg is not None or (module == "numpy" and func is not None
+                                          and not isinstance(func, np.ufunc)
+                                          and len(call.args) > 1):
+        return Missed("SideEffects", f"{shown} at line {line} is called with arguments "
+                      "the pass does not know to be harmless", stmt.loc), "a call"
+    tys = [facts.of(v.name) for v in call.args]
+    if not all(_plain(t) for t in tys):
+        return Missed("SideEffects", f"{shown} at line {line} is given "
+                      f"{', '.join(str(t) for t in tys)}, which may run code",
+                      stmt.loc), "a call"
+    if module == "builtins" and name[0] == "len":
+        return None, None
+    if all(_scalar(t) for t in tys) and (module == "numpy"
+                                         or module == "builtins" and name[0] in SCALAR_SAFE):
+        return None, None
+    return None, f"{shown}"
 
 
 @dataclass(frozen=True)
@@ -504,14 +695,14 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
     if sorted(forest.predecessors(l1.exit)) != sorted(only_from):
         return Missed("InterveningCode", "the second loop can also be reached without "
                       "running the first", loc)
-    e1 = body_effects(blocks, l1, du, facts, flags, func_ir)
-    e2 = body_effects(blocks, l2, du, facts, flags, func_ir)
+    e1 = body_effects(blocks, l1, du, facts, flags, func_ir, forest)
+    e2 = body_effects(blocks, l2, du, facts, flags, func_ir, forest)
     for eff in (e1, e2):
         if eff.impure is not None:
             return eff.impure
-    if e1.may_raise and e2.may_raise:
-        return Missed("BothMayRaise", "both loops may raise, so fusing them could "
-                      "change which exception comes first", loc)
+    why = _exception_order(e1, e2, loc)
+    if why is not None:
+        return why
     if l1.kind == "while":
         if l1.index == l2.index:
             return Missed("ScalarDependence", f"both loops count with '{l1.index}'", loc)
@@ -560,6 +751,47 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
         if why is not None:
             return why
     return _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags)
+
+
+def _exception_order(e1: Effects, e2: Effects, loc) -> Missed | None:
+    """Whether fusing keeps what the caller sees when a loop raises (or never
+    finishes).  The fused loop runs iteration k of the first loop, then
+    iteration k of the second; stock numba runs all of the first loop first.
+    If the second loop raises at iteration k, stock numba has run the whole
+    first loop, the fused loop only its iterations 0..k; if the first raises
+    at k, stock numba has run none of the second, the fused loop its
+    iterations 0..k-1.  Both loops' stores are into arrays the function
+    allocates and nothing sees them after an exception (a try/except is
+    refused for the whole function), so the difference shows only through
+    what the caller sees at once: a ``print``.  Hence the rules:
+
+    * not both loops may raise (which exception comes first);
+    * not both print (their lines would interleave);
+    * the first loop does not print if the second may raise;
+    * the second loop does not print if the first may raise."""
+    def raises(eff) -> str:
+        return f"may raise ({eff.raises[0]}, line {eff.raises[1].line})"
+
+    def shows(eff) -> str:
+        return f"{eff.visible[0]} (line {eff.visible[1].line})"
+
+    if e1.may_raise and e2.may_raise:
+        return Missed("BothMayRaise", f"both loops may raise (the first {raises(e1)}, "
+                      f"the second {raises(e2)}), so fusing them could change which "
+                      "exception comes first", loc)
+    if e1.visible and e2.visible:
+        return Missed("BothHaveEffects", f"both loops have effects the caller sees "
+                      f"(the first {shows(e1)}, the second {shows(e2)}): fused, they "
+                      "would interleave", loc)
+    if e1.visible and e2.may_raise:
+        return Missed("EffectsBeforeRaise", f"the first loop {shows(e1)} and the second "
+                      f"{raises(e2)}: stock numba finishes the first loop's effects "
+                      "before the exception, the fused loop would not", loc)
+    if e2.visible and e1.may_raise:
+        return Missed("RaiseBeforeEffects", f"the first loop {raises(e1)} and the second "
+                      f"{shows(e2)}: fused, some of the second loop's effects would come "
+                      "before an exception that stock numba raises without them", loc)
+    return None
 
 
 def _footprint(rl: RangeLoop) -> set[int]:
@@ -635,19 +867,35 @@ def _fresh_and_unaliased(func_ir, du, facts, array, loop_blocks, after) -> Misse
 
 
 def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | None:
+    """Whether a statement between the loops can run before the first loop:
+    an assignment with no effect, independent of the first loop, and, if it
+    may raise, after a first loop that neither may raise (which exception
+    comes first) nor prints (stock numba prints all of it before the
+    exception)."""
     why = Missed("InterveningCode", f"the statement at line {stmt.loc.line} between "
                  "the loops cannot move ahead of the first loop", stmt.loc)
     if not isinstance(stmt, ir.Assign):
         return why
     value = stmt.value
-    if e1.may_raise and isinstance(value, ir.Expr) and (
-            (value.op in ("binop", "inplace_binop") and value.fn in DIVIDING
-             and flags.error_model == "python")
-            or (value.op in ("getitem", "static_getitem") and boundscheck_on(flags))
-            or (value.op in ("getitem", "static_getitem")
-                and not isinstance(facts.of(value.value.name), types.Array))
-            or (value.op == "call" and not _never_raises(func_ir, value))):
+    raises = None
+    if isinstance(value, ir.Expr):
+        if value.op == "call" and (is_fresh_allocation(func_ir, value)
+                                   or du.global_value(value.func) is check_shape):
+            # np.empty(n) raises for n < 0, or a too big n, as does the check a
+            # contracted allocation left.
+            raises = "an allocation"
+        else:
+            refused, raises = _expr_effect(func_ir, du, facts, flags, value, stmt)
+            if refused is not None:
+                return why
+    elif not isinstance(value, (ir.Var, ir.Const, ir.Global, ir.FreeVar, ir.Arg)):
         return why
+    if raises is not None and (e1.may_raise or e1.visible):
+        first = (f"may raise ({e1.raises[0]}, line {e1.raises[1].line})" if e1.may_raise
+                 else f"{e1.visible[0]} (line {e1.visible[1].line})")
+        return Missed("InterveningCode", f"the statement at line {stmt.loc.line} between "
+                      f"the loops may raise ({raises}) and the first loop {first}: it "
+                      "cannot move ahead of the first loop", stmt.loc)
     used = ({value.name} if isinstance(value, ir.Var) else
             {v.name for v in value.list_vars()} if isinstance(value, ir.Expr)
             else set())
@@ -655,14 +903,6 @@ def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | 
         used -= written  # an array's shape does not change in the loops
     if used & (e1.assigned | written) or stmt.target.name in (e1.used | e1.assigned):
         return why
-    if isinstance(value, ir.Expr) and value.op == "call":
-        if is_fresh_allocation(func_ir, value) or du.global_value(value.func) is check_shape:
-            # np.empty(n) raises for n < 0, as does the check a contracted
-            # allocation left: it may not overtake the first loop's own
-            # exceptions.
-            return why if e1.may_raise else None
-        if _impure_call(func_ir, value, stmt) is not None:
-            return why
     return None
 
 
@@ -673,26 +913,11 @@ def _reads_only_shape(du: DefUse, value) -> bool:
             and du.global_value(value.func) is len)
 
 
-def _indexing_may_raise(facts: TypeFacts, name: str, flags) -> bool:
-    """Array indexing raises only when bounds are checked; lists, tuples and
-    dicts always check."""
-    return boundscheck_on(flags) or not isinstance(facts.of(name), types.Array)
-
-
 def boundscheck_on(flags) -> bool:
     """Whether indexing is bounds-checked: NUMBA_BOUNDSCHECK overrides the flag."""
     if config.BOUNDSCHECK is not None:
         return bool(config.BOUNDSCHECK)
     return bool(flags.boundscheck)
-
-
-def _never_raises(func_ir, call: ir.Expr) -> bool:
-    """numpy's scalar math follows IEEE rules and never raises, nor does
-    ``len``; math and other builtins can (``math.log(0)``, ``range(0, 4, 0)``,
-    ``pow(0, -1)``)."""
-    name = guard(find_callname, func_ir, call)
-    return bool(name) and (name[1] == "numpy" and name[0] in PURE_CALLS["numpy"]
-                           or name == ("len", "builtins"))
 
 
 def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags) -> Plan:
