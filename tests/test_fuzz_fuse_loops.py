@@ -17,15 +17,24 @@ and a return of the sums, a temporary or a tuple.  A few rarer *families*
 probe the edges of the pass's legality checks: whole-array uses of a written
 temporary inside a loop (``max(t)``, ``t.T[k]``, ``u = t``), a loop index
 reassigned in its body, reads of a local list past its end (``IndexError``
-without ``boundscheck``), ``range`` steps and ``pow`` that raise, and an outer
-loop around the sequence.
+without ``boundscheck``), ``range`` steps and ``pow`` that raise, an outer
+loop around the sequence; ufuncs given an output array (``np.maximum(a, x,
+t)``, ``np.sqrt(y, out)``: a write of the whole array, also as the way a loop
+produces the temporary the next one reads), effects the caller sees (the list
+argument ``lst`` appended to, ``+=``-ed or stored into, ``print``), integer
+divisions by ``ia`` that raise in any kernel, and temporaries of ``n + big``
+elements (``big`` is 0 but in three argument sets, where the allocation is too
+big, fails, or is negative).  The *pair* family puts an effect in one loop and,
+in the next, an exception, another effect, or (between them) an allocation of
+``n + big`` elements.
 
 Each kernel is written to a real module file, compiled with stock
 ``numba.njit`` and with ``numba_loopopt.jit`` (the same njit keywords: default,
 ``error_model='numpy'``, ``boundscheck=True``), run on a fixed list of
 argument sets, and every outcome is compared bit for bit the way
-``conftest.run_both`` compares them: return value, the arguments' final
-contents, exception types.  A pass that rolled itself back (``InternalError``)
+``conftest.run_both`` compares them -- return value, the arguments' final
+contents, exception types -- and also the exceptions' messages and what the
+calls printed.  A pass that rolled itself back (``InternalError``)
 or whose rewrite failed to compile (``StockFallback``) is a failure too.
 
 Indices stay in bounds unless the kernel compiles with ``boundscheck=True``
@@ -53,9 +62,12 @@ minimal reproducer at the end of this file, as a strict xfail.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import copy
 import dataclasses
 import hashlib
 import importlib.util
+import io
 import itertools
 import json
 import os
@@ -66,19 +78,24 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import difference, outcome, run_both
+from conftest import difference, run_both
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from numba import njit
 
 import numba_loopopt as lo
 
+# The kernels take a (reflected) list argument, which numba will deprecate.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::numba.core.errors.NumbaPendingDeprecationWarning")
+
 #: Remarks that mean the pass crashed or produced IR that did not compile.
 CRASH_KEYS = {"InternalError", "StockFallback"}
 
 #: The rarer families that probe the edges of the legality checks; each can be
 #: switched off with LOOPOPT_FUZZ_SKIP.
-FAMILIES = ("whole", "reassign", "list", "rstep", "pow", "outer", "raise", "last")
+FAMILIES = ("whole", "reassign", "list", "rstep", "pow", "outer", "raise", "last",
+            "ufout", "effect", "zdiv", "huge", "pair")
 
 #: Families that hit a known, not yet fixed miscompile (each has a strict
 #: xfail reproducer below): skipped unless LOOPOPT_FUZZ_SKIP says otherwise
@@ -95,7 +112,7 @@ import numpy as np
 from numba import njit
 '''
 
-SIGNATURE = "def kern(a, b, out, ia, m, steps):"
+SIGNATURE = "def kern(a, b, out, ia, m, steps, lst, big):"
 
 LIST_LEN = 4
 
@@ -171,6 +188,11 @@ class _Gen:
         #: (other statements leave them alone, mostly, so they contract).
         self.pending: list[str] = []
         self.produced: set[str] = set()
+        #: Statements a loop must have ("effect", "zdiv"), by loop number: the
+        #: 'pair' family puts an effect next to an exception.
+        self.forced: dict[int, list[str]] = {}
+        self.huge_between: int | None = None
+        self.n_between = itertools.count(1)
 
     def pick(self, seq, label=None):
         value = self.draw(st.sampled_from(seq))
@@ -203,6 +225,10 @@ class _Gen:
         name = self.fresh("t")
         dtype = self.pick(["f8", "f8", "f8", "f4", "i8"])
         size = self.pick(["n", "n", "len(a)", "a.shape[0]", "n + 1"])
+        if self.family("huge", 8):
+            # big is 0 but in a few argument sets (2**61: too big; 2**36: the
+            # allocation fails; -n - 1: negative): the allocation raises.
+            size = "n + big"
         t = Temp(name, dtype, size)
         self.temps[name] = t
         if in_prelude:
@@ -416,6 +442,12 @@ class _Gen:
         if self.family("raise", 3):
             return [f"if b[{self.index(ctx, 'arg')}] < -50.0:",
                     "    raise ValueError('big')"]
+        if self.family("ufout", 4):
+            return self.ufunc_out(ctx)
+        if self.family("effect", 4):
+            return self.effect(ctx)
+        if self.family("zdiv", 4):
+            return self.zdiv(ctx)
         kind = self.pick(["store", "store", "store", "acc", "acc", "acc", "out"])
         if kind == "out" and self.focused:
             kind = "acc"
@@ -425,6 +457,35 @@ class _Gen:
             return self.accumulate(ctx, recent)
         self.features.append("out")
         return [f"out[{self.index(ctx, 'arg')}] = {self.fexpr(ctx)}"]
+
+    def effect(self, ctx: Ctx) -> list[str]:
+        """An effect the caller sees, also after an exception: the list
+        argument grows or changes, or a line is printed."""
+        x = self.fexpr(ctx)
+        return [self.pick([f"lst.append({x} * 1.0)", f"lst += [{x} * 1.0]",
+                           f"lst[0] = {x} * 1.0", f"print({x})", f"print({x})",
+                           f"print('v', {self.iexpr(ctx)})"])]
+
+    def zdiv(self, ctx: Ctx) -> list[str]:
+        """ZeroDivisionError where ia has a zero (some argument sets), under
+        error_model='python', in any kernel (focused ones do not divide)."""
+        return [f"{self.acc('i')} += 7 // ia[{self.index(ctx, 'arg')}]"]
+
+    def ufunc_out(self, ctx: Ctx) -> list[str]:
+        """A ufunc with an output argument: a write of the whole array, into a
+        float64 temporary of the loops' length or into ``out``."""
+        fits = [t for t in self.temps.values() if t.dtype == "f8" and not t.pad]
+        if fits and (self.focused or self.coin(7)):
+            t = self.pick(fits)
+            self.touch(t)
+            dest = t.name
+        else:
+            self.features.append("out")
+            dest = "out"
+        x = self.fexpr(ctx)
+        return [self.pick([f"np.maximum(a, {x}, {dest})", f"np.add(b, {x}, {dest})",
+                           f"np.sqrt(np.abs(b), {dest})",
+                           f"np.minimum({x}, a, {dest})"])]
 
     def range_text(self, common: str | None) -> tuple[str, str]:
         if common is not None and (self.focused or self.coin(9)):
@@ -459,10 +520,16 @@ class _Gen:
             slots.insert(self.draw(st.integers(0, len(slots))), "consume")
         if produce and not ctx.reassigned:
             slots.insert(self.draw(st.integers(0, len(slots))), "produce")
+        for forced in self.forced.pop(number, ()):
+            slots.insert(self.draw(st.integers(0, len(slots))), forced)
         stmts = []
         for slot in slots:
             if slot == "stmt":
                 stmts.append(self.stmt(ctx, recent if number else mine))
+            elif slot == "effect":
+                stmts.append(self.effect(ctx))
+            elif slot == "zdiv":
+                stmts.append(self.zdiv(ctx))
             elif slot == "consume":
                 # Read what the previous loop produced, at the index.
                 t = self.temps[consumed]
@@ -478,11 +545,20 @@ class _Gen:
                 self.no_temps = True
                 value = self.iexpr(ctx) if t.dtype == "i8" else self.fexpr(ctx)
                 self.no_temps = False
-                if t.dtype == "f4":
-                    value = f"np.float32({value})"
-                self.touch(t, "full" if kind == "full" and not t.pad else "other", ctx=ctx,
-                           idx=iv)
-                stmts.append([f"{t.name}[{iv}] = {value}"])
+                if t.dtype == "f8" and not t.pad and self.family("ufout", 8):
+                    # Written whole by a ufunc's output argument, each
+                    # iteration anew: the next loop must see the last value.
+                    self.touch(t)
+                    stmts.append([self.pick([
+                        f"np.maximum(a, {iv} * 0.5 + {value}, {t.name})",
+                        f"np.add({value}, b * {iv}, {t.name})",
+                        f"np.sqrt(np.abs(a) + {iv}, {t.name})"])])
+                else:
+                    if t.dtype == "f4":
+                        value = f"np.float32({value})"
+                    self.touch(t, "full" if kind == "full" and not t.pad else "other",
+                               ctx=ctx, idx=iv)
+                    stmts.append([f"{t.name}[{iv}] = {value}"])
                 self.pending.append(t.name)
                 self.produced.add(t.name)
                 mine.append(t.name)
@@ -506,6 +582,13 @@ class _Gen:
 
     def between(self, recent: list[str]) -> list[str]:
         out: list[str] = []
+        if self.huge_between is not None and next(self.n_between) == self.huge_between:
+            # An allocation that raises for some 'big', after a loop with
+            # effects: it may not move ahead of that loop.
+            t = self.new_temp(in_prelude=False)
+            t.size = "n + big"
+            out.append(f"{t.name} = np.zeros(n + big{DTYPE_ARG[t.dtype]})")
+            t.first = "other"
         for _ in range(self.draw(st.integers(0, 2))):
             kind = self.pick(["init", "init", "read", "alloc", "pure", "uses_acc",
                               "iscalar"])
@@ -579,6 +662,19 @@ def kernels(draw):
     gen.while_form = draw(st.integers(0, 9)) >= 6
     gen.flagged = gen.while_form and gen.coin(2)
     n_loops = draw(st.integers(2, 4))
+    if gen.family("pair", 8):
+        # Effects the caller sees in one loop, and in the next one an
+        # exception, another effect, or (between them) an allocation that
+        # may raise.
+        k = draw(st.integers(0, n_loops - 2))
+        mode = gen.pick(["effect-zdiv", "zdiv-effect", "effect-effect", "effect-alloc"],
+                        "pair")
+        first, second = mode.split("-")
+        gen.forced[k] = [first]
+        if second == "alloc":
+            gen.huge_between = k + 1
+        else:
+            gen.forced[k + 1] = [second]
     recent: list[str] = []
     seq: list[str] = []
     loop_ivs = []
@@ -659,9 +755,11 @@ def load(source: str, name_hint="kern"):
 
 
 def arg_sets():
-    """(a, b, out, ia, m, steps): every array has length N; m <= N; some sets
-    put zeros in b and ia (early or late), a -99 in b (the 'raise' family),
-    a zero step, or pass ``a`` itself as ``out``."""
+    """(a, b, out, ia, m, steps, lst, big): every array has length N; m <= N;
+    some sets put zeros in b and ia (early or late), a -99 in b (the 'raise'
+    family), a zero step, pass ``a`` itself as ``out``, or make ``big`` (0
+    elsewhere) a size whose allocation raises; ``lst`` is a list the kernel
+    may append to."""
     sets = []
     for n in (0, 1, 5, 9):
         a = np.arange(n) * 0.75 - 1.25
@@ -695,22 +793,56 @@ def arg_sets():
         if s[2] is None:
             a = s[0]
             s = (a, s[1], a, *s[3:])
-        fixed.append(s)
+        fixed.append((*s, [0.25, -0.5], 0))
+    for big in (2**61, 2**36, -6):  # -6: -n - 1 for the n = 5 set
+        fixed.append((*fixed[2][:6], [0.25, -0.5], big))
     return fixed
 
 
 ARG_SETS = arg_sets()
 
 
+def full_outcome(disp, args):
+    """``conftest.outcome``, with what the call printed and, for an
+    exception, its message; the list argument becomes an array, so that its
+    floats compare bit for bit."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        kind, result, mine = outcome(disp, args)
+    message = None
+    if kind == "raise":
+        result, message = result
+    mine = tuple(np.array(x, dtype=np.float64) if isinstance(x, list) else x
+                 for x in mine)
+    return (kind, result, mine), message, buf.getvalue()
+
+
+def outcome(disp, args):
+    """``(kind, result or (exception type, message), the arguments after
+    the call)`` of calling ``disp`` on a deep copy of ``args``."""
+    mine = copy.deepcopy(args)
+    try:
+        return ("ok", disp(*mine), mine)
+    except Exception as exc:  # noqa: BLE001 - comparing exceptions
+        return ("raise", (type(exc), str(exc)), mine)
+
+
 def compare(stock, opt, args) -> str | None:
-    """``run_both``'s comparison, on dispatchers compiled once per kernel."""
-    return difference(outcome(stock, args), outcome(opt, args))
+    """``run_both``'s comparison, on dispatchers compiled once per kernel, and
+    also of the exceptions' messages and of what the calls printed."""
+    (o1, m1, p1), (o2, m2, p2) = full_outcome(stock, args), full_outcome(opt, args)
+    why = difference(o1, o2)
+    if why is None and m1 != m2:
+        why = f"stock raised {m1!r}, optimised {m2!r}"
+    if why is None and p1 != p2:
+        why = f"stock printed {p1!r}, optimised {p2!r}"
+    return why
 
 
 def describe(args) -> str:
-    a, b, out, ia, m, steps = args
+    a, b, out, ia, m, steps, lst, big = args
     return (f"a={a.tolist()}, b={b.tolist()}, out={'a' if out is a else out.tolist()}, "
-            f"ia={ia.tolist()}, m={m}, steps={steps.tolist()}")
+            f"ia={ia.tolist()}, m={m}, steps={steps.tolist()}, lst={lst}, big={big}")
 
 
 @dataclasses.dataclass
@@ -902,6 +1034,39 @@ def outer_loop_alias(a):
     return s
 
 
+def ufunc_out_produces(a):
+    n = a.shape[0]
+    t = np.zeros(n)
+    for i in range(n):
+        np.maximum(a, i * 0.5, t)  # writes all of t: the last iteration's values
+    s = 0.0
+    for i in range(n):
+        s += t[i]
+    return s
+
+
+def list_read_then_iadd(a, lst):
+    n = a.shape[0]
+    local = [0.5, 1.5, 2.5, 3.5]
+    s = 0.0
+    for i in range(n):
+        s += local[i]  # IndexError at i == 4 ...
+    for i in range(n):
+        lst += [a[i] * 1.0]  # ... before stock appends anything
+    return s
+
+
+def huge_temporary(a, big):
+    n = a.shape[0]
+    t = np.empty(n + big)  # too big for big == 2**61
+    for i in range(n):
+        t[i] = a[i] * 2.0
+    s = 0.0
+    for i in range(n):
+        s += t[i]
+    return s
+
+
 _B = np.array([0.25, 0.0, 1.0, 1.5, 2.0])
 
 KNOWN = [
@@ -909,6 +1074,9 @@ KNOWN = [
     (list_index_error_vs_range_step, (np.arange(5.0), np.array([1, 1, 1, 0, 1]))),
     (range_step_zero_then_raise_between, (np.arange(5.0), 0, 0.0)),
     (outer_loop_alias, (np.arange(5.0),)),
+    (ufunc_out_produces, (np.arange(5.0),)),
+    (list_read_then_iadd, (np.arange(5.0), [0.25])),
+    (huge_temporary, (np.arange(5.0), 2**61)),
 ]
 
 
