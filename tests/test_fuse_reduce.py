@@ -421,14 +421,58 @@ def reduction_in_other_block(a, b, flag):
     return 0.0
 
 
+def reassigned_source(a, b, flag):
+    t = a * b
+    if flag:
+        t = a + b
+    return t.sum()
+
+
+def not_an_expression(a):
+    return np.cumsum(a).sum()
+
+
+def zero_d_operand(a, z):
+    return (a * z).sum()
+
+
+def axis_of_a_1d_expression(a, b):
+    return (a * b).sum(axis=0)
+
+
+def axis_of_a_3d_expression(a):
+    return (a * 2.0).sum(axis=2)
+
+
+def datetime_gather(x, idx):
+    return x[idx].min()
+
+
 REFUSED = [
     (written_between, lambda: data(5, 2), "InputMayBeWritten"),
     # Both operands Fortran-ordered: numba's temporary is too, and its
     # reductions would visit it in memory order.
     (fortran_result, lambda: (np.asfortranarray(np.ones((3, 4))),
-                              np.asfortranarray(np.ones((3, 4)))), "SourceNotFusable"),
+                              np.asfortranarray(np.ones((3, 4)))), "NotCContiguous"),
     (reduction_in_other_block, lambda: (*data(5, 2), True), "ReductionElsewhere"),
+    # After SSA, t is a phi of two definitions.
+    (reassigned_source, lambda: (*data(5, 2), True), "SourceReassigned"),
+    (not_an_expression, lambda: data(5, 1), "NotExpressionOrGather"),
+    (zero_d_operand, lambda: (data(5, 1)[0], np.array(2.0)), "OperandRankMismatch"),
+    (axis_of_a_1d_expression, lambda: data(5, 2), "AxisNotSupported"),
+    (axis_of_a_3d_expression, lambda: (np.ones((2, 3, 4)),), "AxisNotSupported"),
+    (datetime_gather, lambda: (np.arange(5).astype("datetime64[D]"), np.array([3, 1])),
+     "UnsupportedElementType"),
 ]
+
+
+#: Some refusals' named arguments (the values their message is made of).
+REFUSED_ARGUMENTS = {
+    "zero_d_operand": {"operand": "z", "operand_ndim": 0, "ndim": 1},
+    "axis_of_a_3d_expression": {"reduction": "sum(axis=2)", "ndim": 3},
+    "datetime_gather": {"type": "array(datetime64[D], 1d, C)"},
+    "fortran_result": {"type": "array(float64, 2d, F)"},
+}
 
 
 @pytest.mark.parametrize("kernel,make_args,key", REFUSED, ids=[r[0].__name__ for r in REFUSED])
@@ -437,6 +481,9 @@ def test_refusals_say_why(kernel, make_args, key):
     disp = run_both(kernel, *args)
     assert remark_keys(disp) == [key]
     sig = disp.signatures[0]
+    (remark,) = lo.remarks(disp, sig)
+    expected = REFUSED_ARGUMENTS.get(kernel.__name__, {})
+    assert {k: remark.arguments.get(k) for k in expected} == expected, remark.arguments
     on, _ = ir_after(kernel, sig, PASS)
     off, _ = ir_after(kernel, sig, PASS, options={"fuse_reduce": False})
     assert on == off
@@ -497,3 +544,110 @@ def test_an_expression_over_another_fused_expression(kernel, keys):
     for n in (0, 1, 7, 100):
         disp = run_both(kernel, rng.random(n))
     assert remark_keys(disp) == keys, lo.remarks(disp)
+
+
+# -- the pass's parts: match, plan, compile, rewrite ----------------------------
+
+def axis_sums_and_extremes(m, n):
+    t = m * n
+    return t.sum(axis=-1), t.max(), t.sum(axis=0)
+
+
+def test_match_returns_a_frozen_plan_and_changes_nothing(monkeypatch):
+    """match() leaves the reductions it is given as they are (the axis was
+    once normalised in place) and returns a frozen plan with the axes
+    normalised, in program order."""
+    import dataclasses
+
+    from numba_loopopt.transforms.fuse_reduce import FusionPlan, driver
+
+    seen = []
+    real = driver.match
+
+    def spy(func_ir, du, typemap, source, reductions):
+        before = [(label, r, r.axis) for label, r in reductions]
+        plan = real(func_ir, du, typemap, source, reductions)
+        assert [(label, r, r.axis) for label, r in reductions] == before
+        seen.append(plan)
+        return plan
+
+    monkeypatch.setattr(driver, "match", spy)
+    m, n = np.arange(12.0).reshape(3, 4), np.ones((3, 4))
+    disp = run_both(axis_sums_and_extremes, m, n)
+    assert remark_keys(disp) == ["Fused"], lo.remarks(disp)
+    (remark,) = lo.remarks(disp, disp.signatures[0])
+    assert remark.arguments["reductions"] == "sum(axis=1), max, sum(axis=0)"
+    (plan,) = seen
+    assert isinstance(plan, FusionPlan)
+    assert plan.kind == "arrayexpr" and not plan.escapes
+    assert [(r.kind, r.axis) for r in plan.reductions] == [("sum", 1), ("max", None),
+                                                           ("sum", 0)]
+    assert [r.code for r in plan.reductions] == ["sum@1", "max", "sum@0"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.escapes = True
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.reductions[0].axis = 0
+
+
+def exp_max(a, b):
+    return (np.exp(a) * b).max()
+
+
+def gathered_sum(x, idx):
+    return x[idx].sum()
+
+
+def test_the_kernel_plan_decides_the_generator(monkeypatch):
+    """plan_kernel chooses the generator before anything is compiled: the
+    blocked kernel only with the vectorised exp, which the option turns off."""
+    from numba_loopopt import vecmath
+    from numba_loopopt.transforms.fuse_reduce import codegen, driver
+
+    plans, blocked = [], []
+    real_plan, real_blocked = driver.plan_kernel, codegen.kernel_source_blocked
+    monkeypatch.setattr(driver, "plan_kernel",
+                        lambda *a, **k: plans.append(real_plan(*a, **k)) or plans[-1])
+    monkeypatch.setattr(codegen, "kernel_source_blocked",
+                        lambda *a, **k: blocked.append((a, k)) or real_blocked(*a, **k))
+    a, b = np.random.default_rng(4).standard_normal((2, 600))
+    run_both(exp_max, a, b, options={"fuse_reduce": {"vector_exp": False}})
+    (plan,) = plans
+    assert (plan.generator, plan.vector_exp, blocked) == ("kernel_source", False, [])
+    assert "vector_exp is off" in plan.note and plan.fence
+    plans.clear()
+    run_both(exp_max, a, b)
+    (plan,) = plans
+    if vecmath.vector_exp_available():
+        assert (plan.generator, plan.vector_exp, len(blocked)) == (
+            "kernel_source_blocked", True, 1)
+        args, kwargs = blocked[0]
+        assert plan.source == real_blocked(*args, **kwargs)
+    else:
+        assert (plan.generator, plan.vector_exp, blocked) == ("kernel_source", False, [])
+    plans.clear()
+    run_both(gathered_sum, np.arange(5.0), np.array([4, 0, 2]),
+             options={"fuse_reduce": {"reassociate": True}})
+    (plan,) = plans
+    assert (plan.generator, plan.vector_exp, plan.note) == ("kernel_source", None, None)
+    assert plan.reassociate and not plan.fence
+    assert dict(plan.constants)["_OUT"] is np.float64
+
+
+def test_clear_caches_forgets_the_compiled_kernels():
+    from numba_loopopt.transforms import fuse_reduce as fr
+    from numba_loopopt.transforms.fuse_reduce import kernels
+
+    def several(a, b):
+        t = a * 3.5 - b
+        return t.sum(), t.min()
+
+    run_both(several, *data(7, 2))
+    assert fr._ELEMENTS and fr._KERNELS and fr._GUARDS
+    caches = (kernels._ELEMENTS, kernels._KERNELS, kernels._GUARDS)
+    fr.clear_caches()
+    assert caches == (fr._ELEMENTS, fr._KERNELS, fr._GUARDS) == ({}, {}, {})
+    assert all(a is b for a, b in zip(caches, (fr._ELEMENTS, fr._KERNELS, fr._GUARDS),
+                                      strict=True))
+    disp = run_both(several, *data(7, 2), fresh=True)
+    assert remark_keys(disp) == ["Fused"]
+    assert len(fr._ELEMENTS) == len(fr._KERNELS) == len(fr._GUARDS) == 1
