@@ -173,8 +173,7 @@ def compile_once(kind: str, n: int, decorate, collect: bool = False) -> dict:
     disp = build(kind, n, decorate)
     # fuse-reduce compiles one kernel per distinct expression and keeps it for
     # the process: forget them, so that every compilation is a cold one.
-    fuse_reduce._ELEMENTS.clear()
-    fuse_reduce._KERNELS.clear()
+    fuse_reduce.clear_caches()
     _pass_times.clear()
     gc.collect()
     if not collect:
