@@ -51,8 +51,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     #   from ..passbase import LoopOptPass
     ("numba_loopopt.transforms.fuse_loops", "numba_loopopt.pipeline"):
         "fuse_loops.py: from ..pipeline import LoopOptPass",
-    ("numba_loopopt.transforms.fuse_reduce", "numba_loopopt.pipeline"):
-        "fuse_reduce.py (or fuse_reduce/driver.py): from ..pipeline import LoopOptPass",
     # A pass may not import another pass: the counted-loop matching both use
     # belongs in analysis/.
     ("numba_loopopt.transforms.fuse_loops", "numba_loopopt.transforms.while_to_range"):
@@ -310,13 +308,13 @@ def _documented_tree() -> set[str]:
 
 
 def _package_tree() -> set[str]:
-    """The same paths from the package, two levels deep (a subpackage's
+    """The same paths from the package, three levels deep (a subpackage's
     ``__init__.py`` is its ``name/`` line; a package inside ``transforms/``
     may be shown as its ``name.py``)."""
     paths = {"__init__.py"}
     for name, (_, is_package) in MODULES.items():
         parts = name.split(".")[1:]
-        if parts and len(parts) <= 2:
+        if parts and len(parts) <= 3:
             paths.add("/".join(parts) + ("/" if is_package else ".py"))
     return paths
 

@@ -177,11 +177,6 @@ def mean_of_gather(x, idx):
     return x[idx].sum()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "fuse-reduce's Fused message ends 'computed in one loop with its {kind}', "
-    "and the kind is 'arrayexpr', numba's internal name (transforms/fuse_reduce.py"
-    ":846-847; fuse_reduce/driver.py:91-92 where the pass is being split into a "
-    "package); remove this mark when it says e.g. 'elementwise expression'"))
 def test_remark_texts_do_not_use_numba_internal_names():
     x = np.arange(8.0)
     texts = []

@@ -12,7 +12,7 @@ from numba.core.runtime import _nrt_python, rtsys
 
 import numba_loopopt as lo
 from numba_loopopt import Options, vecmath
-from numba_loopopt.transforms import fuse_reduce
+from numba_loopopt.transforms.fuse_reduce import codegen
 
 needs_vector_exp = pytest.mark.skipif(
     not vecmath.vector_exp_available(),
@@ -219,8 +219,8 @@ def test_vector_exp_kernel_allocates_nothing(nrt_stats):
 
 def _blocked_calls(monkeypatch):
     calls = []
-    real = fuse_reduce.kernel_source_blocked
-    monkeypatch.setattr(fuse_reduce, "kernel_source_blocked",
+    real = codegen.kernel_source_blocked
+    monkeypatch.setattr(codegen, "kernel_source_blocked",
                         lambda *a, **k: calls.append(a) or real(*a, **k))
     return calls
 

@@ -17,7 +17,7 @@ from numba.core.compiler_machinery import register_pass
 from numba.core.ir_utils import build_definitions
 
 from ...analysis.defuse import DefUse
-from ...pipeline import LoopOptPass
+from ...passbase import LoopOptPass
 from ...remarks import Missed, RemarkEmitter
 from .kernels import compile_kernel
 from .matching import find_reductions, match
@@ -26,14 +26,15 @@ from .rewrite import rewrite
 
 PASS = "fuse-reduce"
 
+#: How remarks name the kind of source (not numba's internal 'arrayexpr').
+_SHOWN_KIND = {"arrayexpr": "elementwise expression", "gather": "gather"}
+
 
 @register_pass(mutates_CFG=False, analysis_only=False)
 class FuseReductions(LoopOptPass):
     """The fuse-reduce pass; see :mod:`numba_loopopt.transforms.fuse_reduce`."""
 
-    _name = "loopopt_fuse_reduce"
     pass_name = PASS
-    options_field = "fuse_reduce"
 
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir, typemap = state.func_ir, state.typemap
@@ -90,4 +91,4 @@ class FuseReductions(LoopOptPass):
             extra["vector_exp"] = kernel.vector_exp
         emit.passed("Fused", plan.reductions[0].stmt.loc,
                     f"{kinds} of {what} computed in one loop with its "
-                    f"{plan.kind}, {how}", reductions=kinds, **extra)
+                    f"{_SHOWN_KIND[plan.kind]}, {how}", reductions=kinds, **extra)
