@@ -62,7 +62,7 @@ import numpy as np
 from numba import types
 
 import numba_loopopt as lo
-from numba_loopopt.pipeline import LoopOptPass
+from numba_loopopt.passbase import LoopOptPass
 from numba_loopopt.transforms import fuse_reduce
 
 SIGNATURE = (types.float64[::1], types.int64)

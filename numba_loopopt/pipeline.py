@@ -27,20 +27,10 @@ from numba.core.untyped_passes import InlineInlinables
 
 from . import global_arrays
 from .options import Options
-
-# The pass base lives below the transforms; its names are re-exported here
-# until every transform imports them from .passbase.
-from .passbase import (
-    STATE_KEY,
-    CompileContext,
-    LoopOptPass,
-    compile_context,
-    register_pipeline,
-)
+from .passbase import STATE_KEY, CompileContext, compile_context, register_pipeline
 from .remarks import METADATA_KEY, RemarkEmitter, warn_missed
 
-__all__ = ["STATE_KEY", "CompileContext", "LoopOptFallback", "LoopOptPass",
-           "LoopOptPipeline", "ReportRemarks", "add_loopopt_passes", "compile_context"]
+__all__ = ["LoopOptFallback", "LoopOptPipeline", "ReportRemarks", "add_loopopt_passes"]
 
 
 class LoopOptFallback(errors.NumbaError):

@@ -47,10 +47,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 #: covers every module in it).  Each entry says what replaces the import.
 #: This must shrink to empty.
 ALLOWED: dict[tuple[str, str], str] = {
-    # LoopOptPass (and compile_context) come from the pass base now:
-    #   from ..passbase import LoopOptPass
-    ("numba_loopopt.transforms.fuse_loops", "numba_loopopt.pipeline"):
-        "fuse_loops.py: from ..pipeline import LoopOptPass",
     # A pass may not import another pass: the counted-loop matching both use
     # belongs in analysis/.
     ("numba_loopopt.transforms.fuse_loops", "numba_loopopt.transforms.while_to_range"):

@@ -71,7 +71,7 @@ from ..analysis.effects import has_try_block, is_fresh_allocation, read_only_arr
 from ..analysis.loops import Loop, LoopForest, successors
 from ..analysis.tests import entry_guards
 from ..analysis.typing import TypeFacts
-from ..pipeline import LoopOptPass
+from ..passbase import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
 from ..runtime import check_shape, opaque
 from .while_to_range import is_for_loop
@@ -1117,9 +1117,7 @@ def _contract(func_ir, c: Contraction, fence: bool) -> None:
 class FuseLoops(LoopOptPass):
     """The loop fusion pass; see the module docstring."""
 
-    _name = "loopopt_fuse_loops"
     pass_name = PASS
-    options_field = "fuse_loops"
 
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir = state.func_ir
