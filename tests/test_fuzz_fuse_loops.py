@@ -442,7 +442,7 @@ class _Gen:
         if self.family("raise", 3):
             return [f"if b[{self.index(ctx, 'arg')}] < -50.0:",
                     "    raise ValueError('big')"]
-        if self.family("ufout", 4):
+        if self.family("ufout", 2):
             return self.ufunc_out(ctx)
         if self.family("effect", 4):
             return self.effect(ctx)
@@ -458,13 +458,17 @@ class _Gen:
         self.features.append("out")
         return [f"out[{self.index(ctx, 'arg')}] = {self.fexpr(ctx)}"]
 
-    def effect(self, ctx: Ctx) -> list[str]:
+    def effect(self, ctx: Ctx, paired=False) -> list[str]:
         """An effect the caller sees, also after an exception: the list
-        argument grows or changes, or a line is printed."""
+        argument grows or changes, or a line is printed.  Next to an
+        exception (``paired``), mostly the in-place ``+=`` and ``print``."""
         x = self.fexpr(ctx)
+        if paired:
+            return [self.pick([f"lst += [{x} * 1.0]", f"print({x})",
+                               f"lst.append({x} * 1.0)"])]
         return [self.pick([f"lst.append({x} * 1.0)", f"lst += [{x} * 1.0]",
-                           f"lst[0] = {x} * 1.0", f"print({x})", f"print({x})",
-                           f"print('v', {self.iexpr(ctx)})"])]
+                           f"lst += [{x} * 1.0]", f"lst[0] = {x} * 1.0", f"print({x})",
+                           f"print({x})", f"print('v', {self.iexpr(ctx)})"])]
 
     def zdiv(self, ctx: Ctx) -> list[str]:
         """ZeroDivisionError where ia has a zero (some argument sets), under
@@ -527,7 +531,7 @@ class _Gen:
             if slot == "stmt":
                 stmts.append(self.stmt(ctx, recent if number else mine))
             elif slot == "effect":
-                stmts.append(self.effect(ctx))
+                stmts.append(self.effect(ctx, paired=True))
             elif slot == "zdiv":
                 stmts.append(self.zdiv(ctx))
             elif slot == "consume":
@@ -545,7 +549,7 @@ class _Gen:
                 self.no_temps = True
                 value = self.iexpr(ctx) if t.dtype == "i8" else self.fexpr(ctx)
                 self.no_temps = False
-                if t.dtype == "f8" and not t.pad and self.family("ufout", 8):
+                if t.dtype == "f8" and not t.pad and self.family("ufout", 6):
                     # Written whole by a ufunc's output argument, each
                     # iteration anew: the next loop must see the last value.
                     self.touch(t)
@@ -955,8 +959,10 @@ def test_fuzz_long(request):
     finally:
         print(stats.summary())
     assert not stats.failures, f"{len(stats.failures)} failing kernels; see the log"
-    # While forms fuse less often than range loops: 16-35% per seed.
-    assert stats.fused >= 0.15 * stats.programs, stats.summary()
+    # While forms fuse less often than range loops: 16-35% per seed.  The
+    # ufunc-output, effect and pair families make pairs the pass must refuse
+    # (a miscompile when it did not): with them 15-23% (seeds 5, 7, 21).
+    assert stats.fused >= 0.12 * stats.programs, stats.summary()
 
 
 def test_generated_kernel_agrees_with_run_both():
