@@ -8,6 +8,7 @@ write it through another route either.
 
 from __future__ import annotations
 
+import numpy as np
 from numba.core import ir, types
 from numba.core.ir_utils import find_callname, guard
 
@@ -200,7 +201,6 @@ def pure_call(func_ir: ir.FunctionIR, value: ir.Expr, typemap: dict) -> bool:
     if module == "builtins":
         return fn in PURE_BUILTINS and not value.kws
     if module == "numpy":
-        import numpy as np
         obj = getattr(np, fn, None)
         if isinstance(obj, np.ufunc):
             return len(value.args) == obj.nin and not value.kws

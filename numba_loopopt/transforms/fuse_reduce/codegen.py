@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from ...runtime import ALLOCATE_FROM
 from ...vecmath import BLOCK
 
 #: Reductions that start from the first element and have no value on no
@@ -191,13 +192,15 @@ def _allocation_probe(dims: list[str]) -> list[str]:
     """Stock numba allocates the expression's result before reducing it: an
     array of ``dims`` too big to be represented raises ``ValueError('array is
     too big...')`` and one the allocator cannot give raises ``MemoryError``.
-    When the result would take a GiB or more, the kernel allocates it (and
+    When the result would take ``runtime.ALLOCATE_FROM`` bytes (a GiB) or
+    more -- the bound fuse-loops' contracted allocations use too -- the kernel
+    allocates it (and
     frees it at once) with ``np.empty``, numba's own checks, so that exactly
     these exceptions come out; zero dimensions count as 1, since numba's
     overflow check multiplies the dimensions in order."""
     size = " * ".join(f"float(max({d}, 1))" for d in dims)
     shape = ", ".join(dims) + ("," if len(dims) == 1 else "")
-    return [f"    if {size} * _ITEMSIZE >= 1073741824.0:",
+    return [f"    if {size} * _ITEMSIZE >= {float(ALLOCATE_FROM)!r}:",
             f"        np.empty(({shape}), _OUT)"]
 
 
