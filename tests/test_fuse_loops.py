@@ -379,9 +379,12 @@ def test_refusals_leave_ir_alone_and_say_why(kernel, make_args, key, reason, cap
     assert reason in found[0].message, str(found[0])
 
 
-def test_break_in_a_loop_is_not_a_candidate():
+def test_break_in_a_loop_is_not_a_candidate_and_says_so():
     disp = run_both(with_break, *arrays(4, 1))
-    assert remark_keys(disp) == []
+    assert remark_keys(disp) == ["EarlyExit"]
+    (why,) = [r for r in lo.remarks(disp, disp.signatures[0]) if r.pass_name == "fuse-loops"]
+    assert why.kind.value == "missed" and "'break'" in why.message
+    assert why.arguments == {"line": with_break.__code__.co_firstlineno + 5}  # the if
 
 
 def test_numpy_error_model_lets_dividing_loops_fuse():
@@ -465,7 +468,8 @@ def length_between(a):
 REGRESSIONS = [
     (whole_array_in_second_loop, (np.arange(1.0, 5.0),), {}, ["ShiftedAccess"]),
     (aliased_in_second_loop, (np.arange(1.0, 5.0),), {}, ["ShiftedAccess"]),
-    (index_reassigned, (np.arange(1.0, 5.0),), {}, []),
+    # The recogniser's reason (no remark before fuse-loops said why).
+    (index_reassigned, (np.arange(1.0, 5.0),), {}, ["IndexReassigned"]),
     (range_may_raise, (np.array([1, 0]), np.array([0, 1])), {}, ["BothMayRaise"]),
     (short_temporary, (np.arange(1.0, 5.0),), {"boundscheck": True},
      ["BothMayRaise"]),
@@ -725,7 +729,7 @@ WHILE_REFUSED = [
     (while_then_for, "LoopForms"),
     (while_shifted_read, "ShiftedAccess"),
     (different_starts, "DifferentTripCount"),
-    (counter_read_after_increment, None),
+    (counter_read_after_increment, "CounterUpdateNotLast"),
 ]
 
 

@@ -46,12 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 #: (importer, imported): the importer is a module or a package (then it
 #: covers every module in it).  Each entry says what replaces the import.
 #: This must shrink to empty.
-ALLOWED: dict[tuple[str, str], str] = {
-    # A pass may not import another pass: the counted-loop matching both use
-    # belongs in analysis/.
-    ("numba_loopopt.transforms.fuse_loops", "numba_loopopt.transforms.while_to_range"):
-        "fuse_loops.py: from .while_to_range import is_for_loop, match",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 # -- Reading the package ---------------------------------------------------------

@@ -12,7 +12,7 @@ Users write the two-loop form by hand::
 which stock numba runs as two passes over memory.  This pass makes one loop of
 two adjacent ``for ... in range(...)`` loops, or of two adjacent counted
 ``while`` loops as the while-to-range pass leaves them (see
-:func:`match_while_loop`), and when the first one's array is
+:func:`~numba_loopopt.analysis.counted.match_while_loop`), and when the first one's array is
 a local temporary read only at the same index and dead afterwards, the array,
 its allocation and its stores disappear.  Chains of loops fuse pairwise.
 
@@ -66,16 +66,21 @@ from numba.core.ir_utils import (
 from numba.np.numpy_support import as_dtype
 
 from .. import irbuild
+from ..analysis.counted import (
+    RangeLoop,
+    alloc_length_key,
+    allocator_name,
+    copies,
+    match_counted_loop,
+    trip_defined_before,
+)
 from ..analysis.defuse import BlockScans, DefUse
 from ..analysis.effects import has_try_block, is_fresh_allocation, read_only_array
-from ..analysis.loops import Loop, LoopForest, successors
-from ..analysis.tests import entry_guards
+from ..analysis.loops import LoopForest, successors
 from ..analysis.typing import TypeFacts
 from ..passbase import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
 from ..runtime import check_shape, opaque
-from .while_to_range import is_for_loop
-from .while_to_range import match as match_counted
 
 PASS = "fuse-loops"
 
@@ -119,262 +124,6 @@ DIVIDING = {operator.truediv, operator.floordiv, operator.mod, operator.pow,
             operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow}
 
 
-@dataclass(frozen=True)
-class RangeLoop:
-    """A counted loop in numba's untyped IR: ``for index in range(...)``
-    (``kind == "range"``), or a rotated ``while index < stop: ...; index +=
-    step`` loop (``kind == "while"``, as the while-to-range pass leaves it)."""
-
-    loop: Loop
-    preheader: int
-    """The block that enters the loop; a while loop's entry guard ends it."""
-    exit: int
-    body_entry: int
-    latch: int
-    index: str
-    next_value: ir.Var | None
-    """The header's copy of the iterator's value, assigned to the index (range
-    loops only)."""
-    setup: tuple[int, ...]
-    """ids of the preheader statements that set the loop up: the range
-    iterator, or the counter's initial value and the entry guard's test."""
-    trip: tuple | None
-    """Value keys of (start, stop, step); None where unknown."""
-    range_text: str
-    loc: ir.Loc
-    kind: str = "range"
-    test_block: int | None = None
-    """A while loop's block that tests the counter and leaves the loop."""
-    control: frozenset[int] = frozenset()
-    """ids of a while loop's latch test statements: loop control, not body."""
-    entry: int | None = None
-    """The block that enters a while loop: the last of its guards."""
-    guards: tuple = ()
-    """A while loop's entry tests other than the counter's, nearest first."""
-
-    @property
-    def body(self) -> frozenset[int]:
-        if self.kind == "while":
-            return self.loop.body
-        return self.loop.body - {self.loop.header}
-
-
-def value_key(du: DefUse, var: ir.Var, depth: int = 4):
-    """A key equal for two names only if they surely hold the same value."""
-    sites = du.defs.get(var.name, ())
-    if len(sites) != 1 or depth == 0:
-        return None
-    value = sites[0].stmt.value
-    if isinstance(value, ir.Arg):
-        return ("arg", value.index)
-    if isinstance(value, (ir.Const, ir.Global, ir.FreeVar)) and isinstance(
-            value.value, int) and not isinstance(value.value, bool):
-        return ("const", value.value)
-    if isinstance(value, ir.Var):
-        return value_key(du, value, depth - 1)
-    if isinstance(value, ir.Expr):
-        length = _length_of(du, value, depth)
-        if length is not None:
-            return length
-        if value.op == "binop":
-            lhs, rhs = value_key(du, value.lhs, depth - 1), value_key(du, value.rhs, depth - 1)
-            if lhs is not None and rhs is not None:
-                return ("binop", value.fn, lhs, rhs)
-    return ("name", var.name)
-
-
-def _length_of(du: DefUse, value: ir.Expr, depth: int):
-    """The key of ``len(a)`` / ``a.shape[0]``, in terms of ``a``'s allocation
-    when ``a = np.empty(n)``."""
-    array = None
-    if value.op == "call" and len(value.args) == 1 and du.global_value(value.func) is len:
-        array = value.args[0]
-    elif value.op == "static_getitem" and value.index == 0:
-        attr = du.single_def(value.value.name)
-        if isinstance(attr, ir.Expr) and attr.op == "getattr" and attr.attr == "shape":
-            array = attr.value
-    if array is None:
-        return None
-    key = alloc_length_key(du, array.name, depth)
-    if key is not None:
-        return key
-    if len(du.defs.get(array.name, ())) == 1:
-        return ("len", array.name)
-    return None
-
-
-def alloc_length_key(du: DefUse, array: str, depth: int = 4):
-    """The value key of ``len(array)`` when ``array = np.empty(n)`` (or zeros,
-    ones, full): that of ``n``."""
-    alloc = du.single_def(array)
-    if isinstance(alloc, ir.Expr) and alloc.op == "call" and len(alloc.args) >= 1 \
-            and _allocator_name(du, alloc) in ("empty", "zeros", "ones", "full"):
-        shape = alloc.args[0]
-        tup = du.single_def(shape.name)
-        if isinstance(tup, ir.Expr) and tup.op == "build_tuple" and len(tup.items) == 1:
-            shape = tup.items[0]
-        return value_key(du, shape, depth - 1)
-    return None
-
-
-def _allocator_name(du: DefUse, call: ir.Expr) -> str | None:
-    attr = du.single_def(call.func.name)
-    if isinstance(attr, ir.Expr) and attr.op == "getattr":
-        module = du.global_value(attr.value)
-        if getattr(module, "__name__", None) == "numpy":
-            return attr.attr
-    return None
-
-
-def match_range_loop(blocks, forest: LoopForest, loop: Loop, du: DefUse) -> RangeLoop | None:
-    """The loop as a range loop, or None if it is not one in simple form."""
-    header = blocks[loop.header]
-    if len(loop.entries) != 1 or len(loop.exits) != 1 or len(loop.latches) != 1:
-        return None
-    (preheader,), (exit_,), (latch,) = loop.entries, loop.exits, loop.latches
-    term = header.terminator
-    if not isinstance(term, ir.Branch) or term.falsebr != exit_:
-        return None
-    # Only the header may leave the loop: no break, no return.
-    if any(t not in loop for label in loop.body - {loop.header}
-           for t in successors(blocks[label])):
-        return None
-    stmts = {s.target.name: s for s in header.body[:-1] if isinstance(s, ir.Assign)}
-    nxt = [s for s in stmts.values() if isinstance(s.value, ir.Expr) and s.value.op == "iternext"]
-    if len(nxt) != 1:
-        return None
-    iterator = nxt[0].value.value
-    pre = blocks[preheader]
-    pre_defs = {s.target.name: s for s in pre.body if isinstance(s, ir.Assign)}
-    copy = pre_defs.get(iterator.name)
-    if copy is None or not isinstance(copy.value, ir.Var):
-        return None
-    getiter = pre_defs.get(copy.value.name)
-    if getiter is None or not (isinstance(getiter.value, ir.Expr)
-                               and getiter.value.op == "getiter"):
-        return None
-    call = pre_defs.get(getiter.value.value.name)
-    if call is None or not (isinstance(call.value, ir.Expr) and call.value.op == "call"
-                            and du.global_value(call.value.func) is range
-                            and not call.value.kws and 1 <= len(call.value.args) <= 3):
-        return None
-    entry = blocks[term.truebr]
-    first = entry.body[0]
-    if not (isinstance(first, ir.Assign) and isinstance(first.value, ir.Var)
-            and first.value.name in stmts):
-        return None
-    # The index is assigned only from the iterator (a fused loop assigns it
-    # once per loop fused into it): 'i = i + 1' in the body would make
-    # 'tmp[i]' another element than the iteration's.
-    if any(not _copies(site.stmt, first.value.name)
-           for site in du.defs_in(first.target.name, loop.body)):
-        return None
-    # The iterator's value may only be copied into index variables (fusion
-    # redirects those copies to the other loop's iterator).
-    for use in du.uses.get(first.value.name, ()):
-        if use.label in loop.body and use.label != loop.header \
-                and not _copies(use.stmt, first.value.name):
-            return None
-    args = list(call.value.args)
-    keys = [value_key(du, a) for a in args]
-    if len(args) == 1:
-        trip = (("const", 0), keys[0], ("const", 1))
-    elif len(args) == 2:
-        trip = (keys[0], keys[1], ("const", 1))
-    else:
-        trip = tuple(keys)
-    if any(k is None for k in trip):
-        trip = None
-    text = "range(" + ", ".join(a.name for a in args) + ")"
-    return RangeLoop(loop, preheader, exit_, term.truebr, latch, first.target.name,
-                     first.value, (id(call), id(getiter), id(copy)), trip, text, call.loc)
-
-
-def match_while_loop(func_ir, forest: LoopForest, loop: Loop, du: DefUse,
-                     facts: TypeFacts) -> RangeLoop | None:
-    """The loop as a counted while loop, or None.
-
-    That is a rotated ``while i < stop`` loop whose latch tests nothing else
-    (the while-to-range pass removes invariant tests): it is entered through a
-    chain of guards that starts with ``i < stop`` (after ``i``'s initial value)
-    and may go on with the invariant tests the latch no longer repeats, each
-    leaving to the loop's exit; the counter steps up by a positive constant in
-    the block that tests it, after every other use of it in the iteration; no
-    other edge leaves the loop.  So every statement of an iteration but the
-    increment sees the counter's value at the start of the iteration, as a
-    range loop's body sees its index."""
-    blocks = func_ir.blocks
-    if is_for_loop(blocks, loop) or len(loop.exits) != 1:
-        return None
-    cand = match_counted(func_ir, forest, loop, du, facts)
-    if isinstance(cand, Missed) or cand.removable:
-        return None
-    counter = cand.counter
-    test = counter.test
-    (exit_,), (latch,) = loop.exits, loop.latches
-    if counter.op is not operator.lt or not isinstance(counter.step, int) \
-            or counter.step <= 0 or test.leave != exit_:
-        return None
-    if any(t not in loop for label in loop.body - {test.label}
-           for t in successors(blocks[label])):
-        return None
-    # Only plain jumps between the test and the back edge.
-    cur = test.stay
-    while cur != loop.header:
-        if len(blocks[cur].body) != 1 or not isinstance(blocks[cur].terminator, ir.Jump):
-            return None
-        cur = blocks[cur].terminator.target
-    # The increment is the last statement of the iteration but the test.
-    test_body = blocks[test.label].body
-    at = [k for k, s in enumerate(test_body) if s is counter.increment]
-    if not at or any(k not in test.slice for k in range(at[0] + 1, len(test_body) - 1)):
-        return None
-    # The entry guards, nearest the loop first, up to the counter's.
-    chain = []
-    for g in entry_guards(forest, loop, du):
-        chain.append(g.test)
-        if g.test.key == test.key and g.test.stay_on == test.stay_on:
-            break
-    else:
-        return None
-    head = chain[-1].label
-    if any(g.leave != exit_ for g in chain):
-        return None
-    # Below the counter's guard, the chain holds nothing but tests.
-    guard_of = {g.label: g for g in chain}
-    cur = next(iter(loop.entries))
-    while cur != head:
-        block = blocks[cur]
-        extra = len(block.body) - 1 - (len(guard_of[cur].slice) if cur in guard_of else 0)
-        if extra or len(forest.predecessors(cur)) != 1:
-            return None
-        cur = forest.predecessors(cur)[0]
-    pre = blocks[head]
-    guard = chain[-1]
-    inits = [k for k, s in enumerate(pre.body)
-             if isinstance(s, ir.Assign) and s.target.name == counter.name]
-    if not inits or inits[-1] > min(guard.slice, default=len(pre.body)):
-        return None
-    init = pre.body[inits[-1]]
-    start = (value_key(du, init.value) if isinstance(init.value, ir.Var)
-             else ("const", init.value.value)
-             if isinstance(init.value, ir.Const) and isinstance(init.value.value, int)
-             and not isinstance(init.value.value, bool) else None)
-    bound = counter.bound
-    stop = (value_key(du, ir.Var(pre.scope, bound.name, test.loc)) if bound.name
-            else ("const", bound.const))
-    trip = (start, stop, ("const", counter.step))
-    if any(k is None for k in trip):
-        trip = None
-    setup = (id(init),) + tuple(id(pre.body[k]) for k in sorted(guard.slice))
-    step_text = "" if counter.step == 1 else f" step {counter.step}"
-    text = f"while {counter.name} < {bound}{step_text}"
-    return RangeLoop(loop, head, exit_, loop.header, latch, counter.name, None,
-                     setup, trip, text, test.loc, kind="while", test_block=test.label,
-                     control=frozenset(id(test_body[k]) for k in test.slice),
-                     entry=next(iter(loop.entries)), guards=tuple(chain[:-1]))
-
-
 def _guards_agree(func_ir, du: DefUse, facts: TypeFacts, flags, l1: RangeLoop,
                   l2: RangeLoop, changed: set[str]) -> Missed | None:
     """Whether the invariant guards of two counted while loops surely have the
@@ -410,7 +159,7 @@ class Effects:
     Deny by default: a construct is harmless only if it is on a whitelist
     (:func:`_expr_effect`); anything else makes the loop :attr:`impure`, and
     the pair is refused.  What a fused loop may contain is: assignments to
-    local names, stores ``x[k] = v`` (which :func:`check` then requires to be
+    local names, stores ``x[k] = v`` (which :func:`match` then requires to be
     into arrays the function allocates, at the loop index), whitelisted
     expressions and calls, and ``print`` of scalars and strings -- the one
     effect the caller sees (:attr:`visible`)."""
@@ -671,9 +420,10 @@ def _line(stmt) -> int:
     return stmt.loc.line
 
 
-def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
+def match(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
           l1: RangeLoop, l2: RangeLoop) -> Plan | Missed:
-    """Whether ``l1`` and ``l2`` can be fused, and which arrays then contract."""
+    """The plan to fuse ``l1`` and ``l2`` (and which arrays then contract), or
+    why they cannot be fused.  Read-only."""
     blocks = func_ir.blocks
     loc = l2.loc
     if l1.kind != l2.kind:
@@ -681,7 +431,7 @@ def check(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
                       f"'while' loop ({l1.range_text}, {l2.range_text}); only loops of "
                       "one form are fused", loc)
     if l1.trip is None or l2.trip is None or l1.trip != l2.trip \
-            or not _defined_before(du, forest, l1.trip, l1.preheader):
+            or not trip_defined_before(du, forest, l1.trip, l1.preheader):
         return Missed("DifferentTripCount", f"the loops run {l1.range_text} and "
                       f"{l2.range_text}, which are not provably the same", loc)
     step = l1.trip[2]
@@ -795,7 +545,7 @@ def _exception_order(e1: Effects, e2: Effects, loc) -> Missed | None:
 
 
 def _footprint(rl: RangeLoop) -> set[int]:
-    """Every block :func:`check` and :func:`fuse` look at for one loop: its
+    """Every block :func:`match` and :func:`rewrite` look at for one loop: its
     body, the blocks that enter it (a while loop's guards) and its exit."""
     return (set(rl.loop.body) | rl.loop.entries | {rl.preheader, rl.exit}
             | {g.label for g in rl.guards}
@@ -818,17 +568,6 @@ class _After:
         if self._reaching is None:
             self._reaching = _reaching(self._forest, self._l1.preheader)
         return label not in self._reaching
-
-
-def _defined_before(du: DefUse, forest: LoopForest, key, label: int) -> bool:
-    """Whether every name a trip-count key rests on is assigned (once) in a
-    block that dominates ``label``: then both loops see the same value."""
-    if not isinstance(key, tuple):
-        return True
-    if len(key) == 2 and key[0] in ("name", "len") and isinstance(key[1], str):
-        sites = du.defs.get(key[1], ())
-        return len(sites) == 1 and forest.dominates(sites[0].label, label)
-    return all(_defined_before(du, forest, part, label) for part in key)
 
 
 def _reaching(forest: LoopForest, label: int) -> set[int]:
@@ -975,14 +714,14 @@ def _numpy_dtype(ty) -> np.dtype | None:
 def _integer_shape(du, facts, array) -> bool:
     alloc = du.single_def(array)
     if not (isinstance(alloc, ir.Expr) and alloc.op == "call" and alloc.args
-            and _allocator_name(du, alloc) in ("empty", "zeros", "ones", "full")):
+            and allocator_name(du, alloc) in ("empty", "zeros", "ones", "full")):
         return False
     ty = facts.of(alloc.args[0].name)
     return isinstance(ty, types.Integer) or (
         isinstance(ty, types.UniTuple) and isinstance(ty.dtype, types.Integer))
 
 
-def fuse(func_ir, forest: LoopForest, plan: Plan, fastmath=False) -> None:
+def rewrite(func_ir, forest: LoopForest, plan: Plan, fastmath=False) -> None:
     """Make one loop of the plan's two; all checks have passed.  Unless
     ``fastmath`` allows reassociation, a contracted value passes through
     :func:`~numba_loopopt.runtime.opaque`, as it passed through memory.
@@ -1051,19 +790,14 @@ def _fuse_range(func_ir, plan: Plan) -> None:
     # loop fused into it) now comes from the second loop's iterator.
     for label in l1.body:
         block = blocks[label]
-        if any(_copies(s, l1.next_value.name) for s in block.body):
+        if any(copies(s, l1.next_value.name) for s in block.body):
             blocks[label] = irbuild.with_body(block, [
                 ir.Assign(ir.Var(block.scope, l2.next_value.name, s.loc), s.target, s.loc)
-                if _copies(s, l1.next_value.name) else s for s in block.body])
+                if copies(s, l1.next_value.name) else s for s in block.body])
     latch = blocks[l1.latch]
     blocks[l1.latch] = irbuild.with_body(latch, latch.body[:-1] + [
         ir.Jump(l2.body_entry, latch.terminator.loc)])
     del blocks[l1.loop.header]
-
-
-def _copies(stmt, name: str) -> bool:
-    return isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Var) \
-        and stmt.value.name == name
 
 
 def _contract(func_ir, c: Contraction, fence: bool) -> None:
@@ -1132,6 +866,7 @@ class FuseLoops(LoopOptPass):
         facts = TypeFacts(state)
         changed = False
         refused: set[tuple[int, int]] = set()
+        reported: set[int] = set()
         scans = BlockScans()
         # Rounds: the analyses are built once per round, and a round fuses
         # every pair whose blocks no earlier fusion of the round has touched.
@@ -1147,17 +882,18 @@ class FuseLoops(LoopOptPass):
             forest = LoopForest(func_ir.blocks)
             du = DefUse(func_ir.blocks, scans)
             touched: set[int] = set()
-            for l1, l2 in self._pairs(func_ir, forest, du, facts, refused):
+            for l1, l2 in self._pairs(func_ir, forest, du, facts, refused, emit,
+                                      reported):
                 if _footprint(l1) & touched or _footprint(l2) & touched:
                     continue
-                plan = check(func_ir, forest, du, facts, state.flags, l1, l2)
+                plan = match(func_ir, forest, du, facts, state.flags, l1, l2)
                 if isinstance(plan, Missed):
                     refused.add((l1.loop.header, l2.loop.header))
-                    emit.missed(plan.key, plan.loc, plan.message)
+                    emit.missed(plan)
                     continue
                 # All analysis has completed; start transforming.
                 before = dict(func_ir.blocks)
-                fuse(func_ir, forest, plan, fastmath=bool(state.flags.fastmath))
+                rewrite(func_ir, forest, plan, fastmath=bool(state.flags.fastmath))
                 touched |= {label for label, block in before.items()
                             if func_ir.blocks.get(label) is not block}
                 changed = True
@@ -1178,14 +914,43 @@ class FuseLoops(LoopOptPass):
         return changed
 
     @staticmethod
-    def _pairs(func_ir, forest, du, facts, refused) -> list:
-        """The adjacent pairs of counted loops not refused yet, in order."""
-        loops = {}
+    def _pairs(func_ir, forest, du, facts, refused, emit, reported) -> list:
+        """The adjacent pairs of counted loops not refused yet, in order.  A
+        loop next to another one that is not counted gets a missed remark
+        (once): it is why the two are not fused."""
+        loops, missed = {}, {}
         for loop in forest.loops:
-            rl = match_range_loop(func_ir.blocks, forest, loop, du)
-            if rl is None:
-                rl = match_while_loop(func_ir, forest, loop, du, facts)
-            if rl is not None:
+            rl = match_counted_loop(func_ir, forest, loop, du, facts)
+            if isinstance(rl, Missed):
+                missed[loop.header] = rl
+            else:
                 loops[rl.preheader] = rl
+        if missed:
+            for header in sorted(missed.keys() & neighbours(forest) - reported):
+                reported.add(header)
+                emit.missed(missed[header])
         return [(rl, loops[rl.exit]) for rl in loops.values() if rl.exit in loops
                 and (rl.loop.header, loops[rl.exit].loop.header) not in refused]
+
+
+def neighbours(forest: LoopForest, reach: int = 16) -> set[int]:
+    """The headers of the loops next to another loop: the code after one
+    (within ``reach`` blocks, through no loop's header) enters the other."""
+    headers = {lp.header for lp in forest.loops}
+    found = set()
+    for lp in forest.loops:
+        enclosing = {o.header for o in forest.loops if lp.header in o.body}
+        seen, work = set(), [(x, 0) for x in sorted(lp.exits)]
+        while work:
+            label, depth = work.pop()
+            if label in seen or depth > reach:
+                continue
+            seen.add(label)
+            if label in headers:
+                if label not in enclosing:
+                    found |= {lp.header, label}
+                continue
+            block = forest.blocks.get(label)
+            if block is not None:
+                work += [(t, depth + 1) for t in successors(block)]
+    return found
