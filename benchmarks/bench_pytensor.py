@@ -2,25 +2,42 @@
 
 Run::
 
-    python benchmarks/bench_pytensor.py            # 1e5 scan steps, 1e6-element sum, ~90 s
-    python benchmarks/bench_pytensor.py --quick    # fewer repeats, one compile each, ~40 s
-    python benchmarks/bench_pytensor.py --graphs scan,sum --json out.json
+    python benchmarks/bench_pytensor.py            # 1e5 scan steps, 1e6-element sum
+    python benchmarks/bench_pytensor.py --quick    # fewer repeats, one compile each
+    python benchmarks/bench_pytensor.py --graphs garch,until --json out.json
 
 Most of the run time is PyTensor and numba compiling each graph twice (stock
 and enabled; numba compiles every function afresh: PyTensor's disk cache is
 off for the whole run, so remarks are recorded and the user's cache is left
 alone).
 
-Graphs (real ``pytensor.function(..., mode="NUMBA")`` functions):
+Graphs (real ``pytensor.function(..., mode="NUMBA")`` functions; the scans are
+``pytensor.scan(..., return_updates=False)`` of the kinds PyMC models use,
+1e5 steps by default):
 
 scan
     ``x[t + 1] = x[t] + 1`` with ``pytensor.scan(..., n_steps=n)``, the last
     state returned.
 ar1
     An AR(1) log-likelihood: ``sum_t logN(y[t] - rho * y[t-1]; 0, sigma)``,
-    summed by the scan itself (a running total, so PyTensor keeps the loop).
+    summed by the scan itself.  ``y[t-1]`` is a recurrent state, so the
+    log-density is computed in the scan step (with ``taps=[0, -1]`` on the
+    sequence PyTensor hoists it out of the loop into one vectorised Elemwise).
+walk
+    A random walk over a sequence of shocks, ``x[t] = x[t-1] + eps[t]``; the
+    whole path.
+garch
+    GARCH(1,1): ``sigma2[t] = omega + alpha * r[t-1]**2 + beta * sigma2[t-1]``
+    and the running total of ``logN(r[t]; 0, sqrt(sigma2[t]))``.
+taps2
+    Two taps (``taps=[-2, -1]``): ``x[t] = a x[t-1] + b x[t-2] + eps[t]``, the
+    last state.
+until
+    A scan with ``until``: the first passage of a drifting walk over ``n / 2``
+    (the condition is updated every step; it stops after about half of the
+    ``n`` steps, checked); the last state and the number of steps run.
 sum
-    ``pt.sum(a * b + c)`` on float64 vectors.
+    ``pt.sum(a * b + c)`` on float64 vectors (not a scan).
 
 Candidates: stock NUMBA mode; NUMBA mode with ``numba_loopopt.pytensor``
 enabled (default options); and, for scale, a hand-written ``numba.njit`` loop
@@ -28,15 +45,23 @@ computing the same thing (informational: it is neither PyTensor's code nor its
 summation order).  Without ``--quick`` each PyTensor function is compiled
 twice and both copies are timed: two copies of one mode run the same code, so
 their ratio (the "control" rows) is this run's noise floor, and a stock /
-loopopt ratio inside it means nothing.  The enabled function's results are checked bit for bit
-against stock's (several sizes) before any timing, and the hand loop's for
-closeness; a mismatch raises.
+loopopt ratio inside it means nothing.  The enabled function's results are
+checked bit for bit against stock's (several sizes, each with a few random
+inputs) before any timing, and the hand loop's to ``HAND_RTOL`` relative; a
+mismatch is printed (``RESULT MISMATCH``), the graph is still timed, and the
+script exits 1 at the end.  PyTensor compiles with ``numba__fastmath`` on by
+default; ``--no-fastmath`` turns it off for the whole run.
 
-Per graph it prints the times, the ratios, the NRT allocations of one call,
+Per graph it prints the times, the ratios (targets from issue 15: stock /
+enabled >= 10 on every scan without ``until``, enabled / hand loop <= 1.5,
+compile time enabled / stock <= 1.2), the NRT allocations of one call,
 the compile time (``pytensor.function`` plus the first call, where numba
 compiles; the faster of two compiles per candidate, ordered stock, enabled,
-enabled, stock; not measured with ``--quick``), and the loopopt remarks of every numba function
-PyTensor generated, so a missed rewrite is visible next to the numbers.
+enabled, stock; not measured with ``--quick``), and the loopopt
+remarks of every numba function PyTensor generated, so a missed rewrite is
+visible next to the numbers; then a summary table of all graphs.
+:func:`nrt_allocations` (NRT allocations of one call of a compiled function)
+is importable, for tests.
 
 Timing: the shared harness of ``bench_while_to_range.py``
 (``interleaved_min``): all candidates compiled and warmed in one process, then
@@ -51,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -58,6 +84,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import llvmlite
 import numba
@@ -72,6 +99,7 @@ import numba_loopopt as lo
 try:
     import pytensor
     import pytensor.tensor as pt
+    from pytensor.scan.utils import until
 except ImportError:  # pragma: no cover - reported in main()
     pytensor = None
 
@@ -79,10 +107,21 @@ import numba_loopopt.pytensor as lpt  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # Graphs and hand-written loops
+#
+# Each graph: a builder returning ``(inputs, outputs)`` of a real PyTensor
+# graph, ``make_args(n, seed=0)`` (``n`` steps or elements; any ``n >= 2``; the
+# seed varies the random inputs) and a hand-written ``numba.njit`` loop
+# computing the same thing from the same arguments.
 # ---------------------------------------------------------------------------
+
+_LOG_2PI = float(np.log(2 * np.pi))
+
+#: How close a hand loop must come to PyTensor's result (relative).
+HAND_RTOL = 1e-12
 
 
 def counting_scan():
+    """x[t + 1] = x[t] + 1 for n steps (``n_steps``, no sequence); the last state."""
     x0, n = pt.dscalar("x0"), pt.iscalar("n")
     xs = pytensor.scan(lambda x: x + 1, outputs_info=[x0], n_steps=n,
                        return_updates=False)
@@ -90,16 +129,80 @@ def counting_scan():
 
 
 def ar1_loglik():
+    """AR(1) log-likelihood ``sum_t logN(y[t] - rho * y[t-1]; 0, sigma)``.
+
+    The previous observation is a recurrent state of the scan (not a tap of
+    the sequence), so the residual and its log-density depend on the state and
+    are computed inside the scan step: with ``taps=[0, -1]`` PyTensor pushes
+    the whole term out of the loop into one vectorised Elemwise and leaves
+    only ``total + term[t]`` in the scan.
+    """
     y, rho, sigma = pt.dvector("y"), pt.dscalar("rho"), pt.dscalar("sigma")
 
     def step(y_t, y_tm1, total, rho, sigma):
         r = y_t - rho * y_tm1
-        return total + (-0.5 * np.log(2 * np.pi) - pt.log(sigma) - 0.5 * (r / sigma) ** 2)
+        return y_t, total + (-0.5 * _LOG_2PI - pt.log(sigma) - 0.5 * (r / sigma) ** 2)
 
-    totals = pytensor.scan(step, sequences=[{"input": y, "taps": [0, -1]}],
-                           outputs_info=[pt.constant(0.0, dtype="float64")],
-                           non_sequences=[rho, sigma], return_updates=False)
+    _, totals = pytensor.scan(step, sequences=[y[1:]],
+                              outputs_info=[y[0], pt.constant(0.0, dtype="float64")],
+                              non_sequences=[rho, sigma], return_updates=False)
     return [y, rho, sigma], totals[-1]
+
+
+def random_walk():
+    """x[t] = x[t-1] + eps[t] over a sequence of shocks; the whole path."""
+    x0, eps = pt.dscalar("x0"), pt.dvector("eps")
+    xs = pytensor.scan(lambda e, x: x + e, sequences=[eps], outputs_info=[x0],
+                       return_updates=False)
+    return [x0, eps], xs
+
+
+def garch11_loglik():
+    """GARCH(1,1): sigma2[t] = omega + alpha * r[t-1]**2 + beta * sigma2[t-1],
+    and the running total of logN(r[t]; 0, sqrt(sigma2[t])), t = 1..n-1."""
+    r = pt.dvector("r")
+    omega, alpha, beta, s2_0 = pt.dscalars("omega", "alpha", "beta", "sigma2_0")
+
+    def step(r_tm1, r_t, s2_tm1, total, omega, alpha, beta):
+        s2 = omega + alpha * r_tm1**2 + beta * s2_tm1
+        return s2, total - 0.5 * (_LOG_2PI + pt.log(s2) + r_t**2 / s2)
+
+    _, totals = pytensor.scan(step, sequences=[{"input": r, "taps": [-1, 0]}],
+                              outputs_info=[s2_0, pt.constant(0.0, dtype="float64")],
+                              non_sequences=[omega, alpha, beta], return_updates=False)
+    return [r, omega, alpha, beta, s2_0], totals[-1]
+
+
+def ar2_taps():
+    """Two taps: x[t] = a * x[t-1] + b * x[t-2] + eps[t] (an AR(2) driven by
+    shocks, ``outputs_info=[dict(initial=x_init, taps=[-2, -1])]``); the last
+    state."""
+    x_init, eps = pt.dvector("x_init"), pt.dvector("eps")
+    a, b = pt.dscalars("a", "b")
+
+    def step(e, x_tm2, x_tm1, a, b):
+        return a * x_tm1 + b * x_tm2 + e
+
+    xs = pytensor.scan(step, sequences=[eps],
+                       outputs_info=[{"initial": x_init, "taps": [-2, -1]}],
+                       non_sequences=[a, b], return_updates=False)
+    return [x_init, eps, a, b], xs[-1]
+
+
+def until_passage():
+    """First passage: x[t] = x[t-1] + eps[t] until x[t] >= barrier (a
+    condition updated every step); the last state and the steps run.  The
+    shocks drift by +1 and the barrier is n / 2, so the scan stops after about
+    half of its n steps."""
+    x0, eps, barrier = pt.dscalar("x0"), pt.dvector("eps"), pt.dscalar("barrier")
+
+    def step(e, x, barrier):
+        x_new = x + e
+        return x_new, until(x_new >= barrier)
+
+    xs = pytensor.scan(step, sequences=[eps], outputs_info=[x0],
+                       non_sequences=[barrier], return_updates=False)
+    return [x0, eps, barrier], [xs[-1], xs.shape[0]]
 
 
 def sum_axpy():
@@ -126,6 +229,47 @@ def hand_ar1(y, rho, sigma):
 
 
 @numba.njit
+def hand_walk(x0, eps):
+    out = np.empty_like(eps)
+    x = x0
+    for t in range(eps.shape[0]):
+        x = x + eps[t]
+        out[t] = x
+    return out
+
+
+@numba.njit
+def hand_garch(r, omega, alpha, beta, s2_0):
+    log_2pi = np.log(2 * np.pi)
+    s2, total = s2_0, 0.0
+    for t in range(1, r.shape[0]):
+        s2 = omega + alpha * r[t - 1] * r[t - 1] + beta * s2
+        total -= 0.5 * (log_2pi + np.log(s2) + r[t] * r[t] / s2)
+    return total
+
+
+@numba.njit
+def hand_taps2(x_init, eps, a, b):
+    x_tm2, x_tm1 = x_init[0], x_init[1]
+    for t in range(eps.shape[0]):
+        x = a * x_tm1 + b * x_tm2 + eps[t]
+        x_tm2, x_tm1 = x_tm1, x
+    return x_tm1
+
+
+@numba.njit
+def hand_until(x0, eps, barrier):
+    x = x0
+    steps = 0
+    for t in range(eps.shape[0]):
+        x = x + eps[t]
+        steps = t + 1
+        if x >= barrier:
+            break
+    return x, steps
+
+
+@numba.njit
 def hand_sum(a, b, c):
     s = 0.0
     for i in range(a.shape[0]):
@@ -133,20 +277,52 @@ def hand_sum(a, b, c):
     return s
 
 
-def scan_args(n):
-    return (0.0, n)
+def scan_args(n, seed=0):
+    x0 = 0.0 if seed == 0 else float(np.random.default_rng(seed).normal())
+    return (x0, n)
 
 
-def ar1_args(n):
-    rng = np.random.default_rng(0)
+def ar1_args(n, seed=0):
+    rng = np.random.default_rng(seed)
     y = np.zeros(n)
     for t in range(1, n):
         y[t] = 0.6 * y[t - 1] + rng.normal()
     return (y, 0.6, 1.3)
 
 
-def sum_args(n):
-    rng = np.random.default_rng(1)
+def walk_args(n, seed=0):
+    rng = np.random.default_rng(100 + seed)
+    return (float(rng.normal()), rng.normal(size=n))
+
+
+def garch_args(n, seed=0):
+    """A simulated GARCH(1,1) series (omega 0.1, alpha 0.1, beta 0.8)."""
+    rng = np.random.default_rng(200 + seed)
+    omega, alpha, beta = 0.1, 0.1, 0.8
+    s2 = s2_0 = omega / (1 - alpha - beta)
+    r = np.empty(n)
+    z = rng.normal(size=n)
+    for t in range(n):
+        if t:
+            s2 = omega + alpha * r[t - 1] ** 2 + beta * s2
+        r[t] = np.sqrt(s2) * z[t]
+    return (r, omega, alpha, beta, s2_0)
+
+
+def taps2_args(n, seed=0):
+    """A stationary AR(2) (roots of modulus sqrt(0.5)): no overflow, no decay
+    to subnormals."""
+    rng = np.random.default_rng(300 + seed)
+    return (rng.normal(size=2), rng.normal(size=n), 0.5, -0.5)
+
+
+def until_args(n, seed=0):
+    rng = np.random.default_rng(400 + seed)
+    return (0.0, rng.normal(1.0, 1.0, size=n), n / 2)
+
+
+def sum_args(n, seed=0):
+    rng = np.random.default_rng(1 + seed)
     return tuple(rng.normal(size=n) for _ in range(3))
 
 
@@ -155,19 +331,37 @@ class Graph:
     key: str
     title: str
     build: Callable
-    make_args: Callable[[int], tuple]
+    make_args: Callable[..., tuple]
     hand: Callable
     unit: str
     size: int = 0
+    speedup_target: float | None = 10.0
+    """Issue 15's target for stock / enabled at 1e5 steps (None: no target)."""
+    hand_goal: float | None = 1.5
+    """Issue 15's goal for enabled / hand loop (None: no goal)."""
+    stops_early: bool = False
+    """The second output is the number of steps run, which must be fewer than
+    the size at the benchmark size (an ``until`` scan)."""
 
 
 GRAPHS = {
     "scan": Graph("scan", "scan: x[t + 1] = x[t] + 1, n_steps = n, last state",
                   counting_scan, scan_args, hand_scan, "step"),
-    "ar1": Graph("ar1", "scan: AR(1) log-likelihood, running total over y[1:]",
-                 ar1_loglik, ar1_args, hand_ar1, "step"),
+    "ar1": Graph("ar1", "scan: AR(1) log-likelihood, y[t-1] a recurrent state, "
+                 "running total", ar1_loglik, ar1_args, hand_ar1, "step"),
+    "walk": Graph("walk", "scan: random walk x[t] = x[t-1] + eps[t], whole path",
+                  random_walk, walk_args, hand_walk, "step"),
+    "garch": Graph("garch", "scan: GARCH(1,1) variance recursion and log-likelihood",
+                   garch11_loglik, garch_args, hand_garch, "step"),
+    "taps2": Graph("taps2", "scan: taps=[-2, -1], x[t] = a x[t-1] + b x[t-2] + eps[t], "
+                   "last state", ar2_taps, taps2_args, hand_taps2, "step"),
+    "until": Graph("until", "scan with until: first passage of a drifting walk over "
+                   "n / 2 (stops after ~n/2 of n steps)", until_passage, until_args,
+                   hand_until, "step", speedup_target=None, hand_goal=None,
+                   stops_early=True),
     "sum": Graph("sum", "pt.sum(a * b + c), float64 vectors",
-                 sum_axpy, sum_args, hand_sum, "elem"),
+                 sum_axpy, sum_args, hand_sum, "elem", speedup_target=None,
+                 hand_goal=None),
 }
 
 
@@ -184,6 +378,8 @@ class Result:
     best: dict[str, float] = field(default_factory=dict)
     compile_s: dict[str, float] = field(default_factory=dict)
     allocs: dict[str, int] = field(default_factory=dict)
+    compile_ratio: Ratio | None = None
+    mismatches: list[str] = field(default_factory=list)
     remarks: list[tuple[int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -210,34 +406,101 @@ class _disabled:
         return False
 
 
+def _values(result) -> list[np.ndarray]:
+    """A function's result as a flat list of arrays (PyTensor returns a list
+    for several outputs, a hand loop a tuple)."""
+    if isinstance(result, (list, tuple)):
+        return [v for r in result for v in _values(r)]
+    return [np.asarray(result)]
+
+
 def same_bits(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    """Same values, dtypes and shapes, bit for bit (several outputs: each)."""
+    a, b = _values(a), _values(b)
+    return len(a) == len(b) and all(
+        x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+        for x, y in zip(a, b, strict=True))
 
 
-def verify(graph: Graph, stock, opt, sizes: list[int]) -> None:
+def hand_agrees(hand, ref, rtol: float = HAND_RTOL) -> bool:
+    """The hand loop's result equals PyTensor's to ``rtol`` relative, value by
+    value (integers exactly).  Not bit for bit: PyTensor compiles with
+    fastmath and orders some operations differently."""
+    hand, ref = _values(hand), _values(ref)
+    return len(hand) == len(ref) and all(
+        h.shape == r.shape and np.allclose(h, r, rtol=rtol, atol=0.0)
+        for h, r in zip(hand, ref, strict=True))
+
+
+def _show(result) -> str:
+    """A result with its floats in hex, so a one-ulp difference shows."""
+    shown = []
+    for v in _values(result):
+        if v.dtype.kind == "f" and v.size <= 4:
+            shown.append("[" + ", ".join(float(x).hex() for x in v.ravel()) + "]")
+        else:
+            shown.append(repr(v))
+    return ", ".join(shown)
+
+
+def mismatches(graph: Graph, stock, opt, sizes: list[int], seeds=(0, 1, 2)) -> list[str]:
+    """Where the enabled function is not bit for bit equal to stock, or the
+    hand loop not within ``HAND_RTOL`` of stock: every size with every seed
+    (the random inputs), except the largest size, which runs with seed 0 only."""
+    found = []
     for n in sizes:
-        args = graph.make_args(n)
-        ref, got = stock(*args), opt(*args)
-        if not same_bits(ref, got):
-            raise AssertionError(f"{graph.key}: enabled returned {got!r}, stock "
-                                 f"NUMBA mode {ref!r} at size {n}")
-        hand = graph.hand(*args)
-        if not np.allclose(hand, ref, rtol=1e-9, atol=1e-9):
-            raise AssertionError(f"{graph.key}: hand loop returned {hand!r}, "
-                                 f"PyTensor {ref!r} at size {n}")
+        for seed in seeds if n < max(sizes) else seeds[:1]:
+            args = graph.make_args(n, seed)
+            ref, got = stock(*args), opt(*args)
+            if not same_bits(ref, got):
+                found.append(f"{graph.key}: enabled returned {_show(got)}, stock NUMBA "
+                             f"mode {_show(ref)} at size {n}, seed {seed}")
+            hand = graph.hand(*args)
+            if not hand_agrees(hand, ref):
+                found.append(f"{graph.key}: hand loop returned {_show(hand)}, PyTensor "
+                             f"{_show(ref)} at size {n}, seed {seed}")
+    return found
+
+
+def verify(graph: Graph, stock, opt, sizes: list[int], seeds=(0, 1, 2)) -> None:
+    """Raise on the first of :func:`mismatches`."""
+    found = mismatches(graph, stock, opt, sizes, seeds)
+    if found:
+        raise AssertionError(found[0] + (f" (and {len(found) - 1} more)" if found[1:] else ""))
+
+
+class NrtCounts(NamedTuple):
+    """NRT events of one call: allocations, frees, and the same for meminfos."""
+    alloc: int
+    free: int
+    mi_alloc: int
+    mi_free: int
+
+
+def nrt_counts(call: Callable[[], object]) -> NrtCounts:
+    """numba's NRT allocation counters over one call of ``call()`` (after a
+    warm-up call, which compiles and fills caches)."""
+    call()
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = rtsys.get_allocation_stats()
+        call()
+        after = rtsys.get_allocation_stats()
+    finally:
+        _nrt_python.memsys_disable_stats()
+    return NrtCounts(*(a - b for a, b in zip(after, before, strict=True)))
+
+
+def nrt_allocations(fn: Callable, *args) -> int:
+    """NRT allocations made by one call ``fn(*args)`` of a compiled PyTensor
+    function (or any numba function), after a warm-up call.  A scan that
+    allocates per step makes at least one allocation per step."""
+    return nrt_counts(lambda: fn(*args)).alloc
 
 
 def allocations(call: Callable[[], object]) -> int:
     """NRT allocations made by one call (after a warm-up call)."""
-    call()
-    _nrt_python.memsys_enable_stats()
-    try:
-        before = rtsys.get_allocation_stats().alloc
-        call()
-        return rtsys.get_allocation_stats().alloc - before
-    finally:
-        _nrt_python.memsys_disable_stats()
+    return nrt_counts(call).alloc
 
 
 def remark_summary(fn) -> list[tuple[int, str]]:
@@ -271,8 +534,9 @@ def run_graph(graph: Graph, repeats: int, min_sample: float,
         fn, seconds = compile_graph(graph, mode == "opt", args)
         fns[mode].append(fn)
         compile_s[mode] = min(compile_s.get(mode, seconds), seconds)
+    wrong = []
     for stock, opt in zip(fns["stock"], fns["opt"], strict=True):
-        verify(graph, stock, opt, [2, 3, 10, 101, graph.size])
+        wrong += mismatches(graph, stock, opt, [2, 3, 10, 101, graph.size])
     labels = {"stock": "stock NUMBA mode", "opt": "loopopt enabled"}
     candidates = []
     for mode in ("stock", "opt"):
@@ -280,14 +544,27 @@ def run_graph(graph: Graph, repeats: int, min_sample: float,
             suffix = "" if copy == 0 else " (2nd compile)"
             candidates.append(Candidate(labels[mode] + suffix, fn, f"{mode}{copy}"))
     candidates.append(Candidate("hand-written numba loop (info)", graph.hand, "hand"))
-    ratios = [Ratio("stock / loopopt (speed-up)", "stock", "opt"),
+    if graph.stops_early:
+        steps = int(_values(fns["stock"][0](*args))[1])
+        if steps >= graph.size:
+            raise AssertionError(f"{graph.key}: the scan ran all {graph.size:,} steps; "
+                                 "its until condition never stopped it")
+        note = f"the until condition stopped the scan after {steps:,} of {graph.size:,} steps"
+    speedup = (Ratio("stock / loopopt (speed-up)", "stock", "opt", ">=", graph.speedup_target)
+               if graph.speedup_target else Ratio("stock / loopopt (speed-up)", "stock", "opt"))
+    to_hand = (Ratio("loopopt / hand loop", "opt", "hand", "<=", graph.hand_goal)
+               if graph.hand_goal else Ratio("loopopt / hand loop", "opt", "hand"))
+    ratios = [speedup,
               Ratio("loopopt / stock (no slowdown)", "opt", "stock", "<=", 1.05),
-              Ratio("loopopt / hand loop", "opt", "hand")]
+              to_hand]
     if compile_rounds > 1:
         ratios += [Ratio("control: stock / its 2nd compile", "stock0", "stock1"),
                    Ratio("control: loopopt / its 2nd compile", "opt0", "opt1")]
     result = Result(graph, candidates, ratios,
                     compile_s=compile_s if compile_rounds > 1 else {})
+    result.mismatches = wrong
+    if graph.stops_early:
+        result.notes.append(note)
     calls = {c.role: (lambda f=c.dispatcher: f(*args)) for c in candidates}
     result.best, _ = interleaved_min(calls, repeats, min_sample)
     for mode in ("stock", "opt"):
@@ -295,6 +572,10 @@ def run_graph(graph: Graph, repeats: int, min_sample: float,
                                 if role.startswith(mode))
     for r in ratios:
         r.value = result.best[r.num] / result.best[r.den]
+    if result.compile_s:
+        compile_ratio = Ratio("compile: loopopt / stock", "opt", "stock", "<=", 1.2)
+        compile_ratio.value = compile_s["opt"] / compile_s["stock"]
+        result.compile_ratio = compile_ratio
     result.allocs = {role: allocations(call) for role, call in calls.items()}
     result.remarks = remark_summary(fns["opt"][0])
     if not any("while-to-range" in text or "fuse-" in text for _, text in result.remarks):
@@ -306,6 +587,8 @@ def print_result(res: Result, repeats: int) -> None:
     g = res.graph
     print(f"\n== {g.key}. {g.title}")
     print(f"   size {g.size:,}, min of {repeats} interleaved rounds")
+    for text in res.mismatches:
+        print(f"   RESULT MISMATCH: {text}")
     print(f"   {'candidate':36s} {'time (ms)':>10s} {'ns/' + g.unit:>9s} "
           f"{'allocs/call':>11s} {'compile (s)':>11s}")
     for c in res.candidates:
@@ -315,7 +598,7 @@ def print_result(res: Result, repeats: int) -> None:
         print(f"   {c.label:36s} {t * 1e3:10.3f} {t / g.size * 1e9:9.2f} "
               f"{res.allocs[c.role]:11d} {comp_text}")
     print(f"   {'ratio (of times)':36s} {'value':>10s} {'target':>9s}  result")
-    for r in res.ratios:
+    for r in res.ratios + ([res.compile_ratio] if res.compile_ratio else []):
         print(f"   {r.label:36s} {r.value:10.2f} {r.target_text():>9s}  {r.result_text()}")
     print("   loopopt remarks on PyTensor's generated functions (count x remark):")
     for n, text in res.remarks or [(0, "(none)")]:
@@ -324,6 +607,33 @@ def print_result(res: Result, repeats: int) -> None:
         res.notes.append("compile times need two rounds each; not measured with --quick")
     for note in res.notes:
         print(f"   note: {note}")
+
+
+def print_summary(results: list[Result], quick: bool) -> None:
+    """One line per graph: the times, the two ratios, NRT allocations per
+    call and (without ``--quick``) compile times."""
+    if not results:
+        return
+    print("\n== summary (times: min per call; allocs: NRT allocations in one call; "
+          "bits: enabled vs stock results;\n   compile: pytensor.function + first call)")
+    head = (f"{'graph':6s} {'size':>9s} {'stock ms':>9s} {'enabled ms':>10s} "
+            f"{'hand ms':>9s} {'stock/enabled':>13s} {'enabled/hand':>12s} "
+            f"{'allocs stock':>12s} {'allocs enabled':>14s} {'bits':>5s}")
+    if not quick:
+        head += f" {'compile stock s':>15s} {'compile enabled s':>17s}"
+    print(head)
+    print("-" * len(head))
+    for res in results:
+        b, a = res.best, res.allocs
+        line = (f"{res.graph.key:6s} {res.graph.size:9,d} {b['stock'] * 1e3:9.3f} "
+                f"{b['opt'] * 1e3:10.3f} {b['hand'] * 1e3:9.3f} "
+                f"{b['stock'] / b['opt']:13.2f} {b['opt'] / b['hand']:12.2f} "
+                f"{a['stock0']:12,d} {a['opt0']:14,d} "
+                f"{'DIFF' if res.mismatches else 'same':>5s}")
+        if not quick:
+            c = res.compile_s
+            line += f" {c.get('stock', math.nan):15.2f} {c.get('opt', math.nan):17.2f}"
+        print(line)
 
 
 # ---------------------------------------------------------------------------
@@ -337,13 +647,16 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="fewer repeats and a 1e5-element sum (a smoke run)")
     p.add_argument("--steps", type=int, default=100_000,
-                   help="scan steps and AR(1) series length (default 1e5)")
+                   help="scan steps, series lengths (default 1e5)")
     p.add_argument("--size", type=int, default=None,
                    help="elements per vector of the sum graph (default 1e6, 1e5 with --quick)")
     p.add_argument("--repeats", type=int, default=None,
                    help="interleaved rounds (default 11, 5 with --quick)")
-    p.add_argument("--graphs", default="scan,ar1,sum",
-                   help="comma-separated subset of scan, ar1, sum")
+    p.add_argument("--graphs", default=",".join(GRAPHS),
+                   help=f"comma-separated subset of {', '.join(GRAPHS)} (default all)")
+    p.add_argument("--no-fastmath", action="store_true",
+                   help="compile with pytensor.config.numba__fastmath = False "
+                        "(PyTensor's default is on)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = p.parse_args(argv)
     if args.size is None:
@@ -369,6 +682,8 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS",
                             category=UserWarning)
     pytensor.config.numba__cache = False
+    if args.no_fastmath:
+        pytensor.config.numba__fastmath = False
     print("numba_loopopt PyTensor benchmark")
     print(f"python {platform.python_version()}, numba {numba.__version__}, "
           f"llvmlite {llvmlite.__version__}, numpy {np.__version__}, "
@@ -387,8 +702,11 @@ def main(argv=None) -> int:
         print_result(res, args.repeats)
         results.append(res)
     lpt.disable()
+    print_summary(results, quick=args.quick)
 
-    checks = [r.passed for res in results for r in res.ratios if r.passed is not None]
+    checks = [r.passed for res in results
+              for r in res.ratios + ([res.compile_ratio] if res.compile_ratio else [])
+              if r.passed is not None]
     print(f"\n{sum(checks)}/{len(checks)} targets met "
           f"(informational); total {time.perf_counter() - started:.1f} s")
 
@@ -396,19 +714,29 @@ def main(argv=None) -> int:
         out = {
             "config": {"steps": args.steps, "size": args.size, "repeats": args.repeats,
                        "python": platform.python_version(), "numba": numba.__version__,
-                       "pytensor": pytensor.__version__, "numba_loopopt": lo.__version__},
+                       "pytensor": pytensor.__version__, "numba_loopopt": lo.__version__,
+                       "numba__fastmath": bool(pytensor.config.numba__fastmath)},
             "graphs": [{
                 "key": res.graph.key, "size": res.graph.size,
                 "seconds": res.best, "compile_seconds": res.compile_s,
                 "allocations": res.allocs,
+                "compile_ratio": (None if res.compile_ratio is None
+                                  else res.compile_ratio.value),
                 "ratios": [{"label": r.label, "value": r.value, "target": r.target,
                             "op": r.op, "passed": r.passed} for r in res.ratios],
                 "remarks": [{"count": n, "remark": text} for n, text in res.remarks],
                 "notes": res.notes,
+                "mismatches": res.mismatches,
             } for res in results],
         }
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
+    wrong = [text for res in results for text in res.mismatches]
+    if wrong:
+        print(f"\n{len(wrong)} RESULT MISMATCHES (exit status 1):")
+        for text in wrong:
+            print(f"  {text}")
+        return 1
     return 0
 
 
