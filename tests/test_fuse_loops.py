@@ -16,6 +16,7 @@ from numba.core.runtime import _nrt_python, rtsys
 from numba.typed import Dict
 
 import numba_loopopt as lo
+from numba_loopopt.analysis import effects
 from numba_loopopt.analysis.defuse import BlockScans, DefUse
 from numba_loopopt.runtime import check_shape
 from numba_loopopt.testing import check, ir_after
@@ -925,8 +926,8 @@ def test_ufunc_out_keyword_is_refused_before_typing(call):
     calls = [s for b in func_ir.blocks.values() for s in b.body
              if isinstance(s, ir.Assign) and isinstance(s.value, ir.Expr)
              and s.value.op == "call" and s.value.kws]
-    why, _ = fl._call_effect(func_ir, du, None, calls[0].value, calls[0])
-    assert why.key == "UfuncOutput" and "the keyword 'out'" in why.message
+    why, _ = effects.call_effect(func_ir, du, None, calls[0].value, calls[0])
+    assert fl.refusal(why).key == "UfuncOutput" and "the keyword 'out'" in why.message
 
 
 def test_ufuncs_without_output_argument_still_fuse():

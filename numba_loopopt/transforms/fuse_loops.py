@@ -29,7 +29,8 @@ Legal when, all checked before any edit (else a missed remark):
   no other name can alias it (arrays only read may be read anywhere);
 * neither loop reads or writes a scalar the other one assigns (the index
   excepted);
-* each loop contains only constructs on a whitelist (:func:`body_effects`,
+* each loop contains only constructs on a whitelist
+  (:func:`~numba_loopopt.analysis.effects.body_effects`,
   deny by default): stores, operators, indexing and whitelisted calls on
   plain values, ``print`` of scalars -- no method call, no other call, no
   in-place operator on anything but a number, no ufunc with an output
@@ -51,17 +52,14 @@ raised.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
 import numpy as np
-from numba.core import config, ir, types
+from numba.core import ir, types
 from numba.core.compiler_machinery import register_pass
 from numba.core.errors import NumbaError
 from numba.core.ir_utils import (
     build_definitions,
-    find_callname,
-    guard,
 )
 from numba.np.numpy_support import as_dtype
 
@@ -75,7 +73,16 @@ from ..analysis.counted import (
     trip_defined_before,
 )
 from ..analysis.defuse import BlockScans, DefUse
-from ..analysis.effects import has_try_block, is_fresh_allocation, read_only_array
+from ..analysis.effects import (
+    Denied,
+    Effects,
+    body_effects,
+    boundscheck_on,
+    expr_effect,
+    has_try_block,
+    is_fresh_allocation,
+    read_only_array,
+)
 from ..analysis.loops import LoopForest, successors
 from ..analysis.typing import TypeFacts
 from ..passbase import LoopOptPass
@@ -83,46 +90,6 @@ from ..remarks import Missed, RemarkEmitter
 from ..runtime import check_shape, opaque
 
 PASS = "fuse-loops"
-
-#: Calls a fused loop may contain: functions of their arguments that write
-#: nothing and have no other effect -- with the arguments
-#: :func:`_call_effect` allows (numpy's ufuncs: no output argument).
-PURE_CALLS = {
-    "math": None,  # every function of the math module
-    "builtins": frozenset({"abs", "min", "max", "float", "int", "bool", "round", "len",
-                           "complex", "pow", "range"}),
-    "numpy": frozenset({
-        "sqrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos",
-        "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "abs",
-        "absolute", "fabs", "floor", "ceil", "trunc", "rint", "sign", "power", "hypot",
-        "maximum", "minimum", "fmax", "fmin", "isnan", "isinf", "isfinite", "square",
-        "cbrt", "float64", "float32", "int64", "int32", "int8", "int16", "uint8",
-        "uint64", "bool_", "complex128", "real", "imag", "conj", "conjugate", "add",
-        "subtract", "multiply", "negative"}),
-}
-
-#: Builtins that raise nothing on numbers (``bool(x > y)`` is how a ``while``
-#: test calls one); ``pow(0, -1)``, ``range(0, 4, 0)`` and ``len`` of a
-#: container are left out (``len`` never raises at all).
-SCALAR_SAFE = frozenset({"abs", "min", "max", "float", "int", "bool", "round", "complex"})
-
-#: Types whose values run no user code when operated on, indexed, compared,
-#: iterated or passed to a whitelisted call (a jitclass may define
-#: ``__add__``, ``__len__``, properties ...).
-_PLAIN = (types.Number, types.Boolean, types.Array, types.BaseTuple, types.List,
-          types.UnicodeType, types.RangeType, types.NoneType)
-
-#: Objects whose attributes are data or methods, never code run on access.
-_PLAIN_ATTRIBUTE_OWNERS = _PLAIN + (types.Module, types.NumberClass, types.Record)
-
-#: Iterators that always come to an end, running no user code.
-_FINITE_ITERATORS = (types.RangeIteratorType, types.ArrayIterator, types.ListIter,
-                     types.UniTupleIter)
-
-#: Operators that raise ZeroDivisionError under error_model='python'.
-DIVIDING = {operator.truediv, operator.floordiv, operator.mod, operator.pow,
-            operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow}
-
 
 def _guards_agree(func_ir, du: DefUse, facts: TypeFacts, flags, l1: RangeLoop,
                   l2: RangeLoop, changed: set[str]) -> Missed | None:
@@ -152,249 +119,6 @@ def _guards_agree(func_ir, du: DefUse, facts: TypeFacts, flags, l1: RangeLoop,
     return None
 
 
-@dataclass
-class Effects:
-    """What one loop body reads, writes, calls, shows and may raise.
-
-    Deny by default: a construct is harmless only if it is on a whitelist
-    (:func:`_expr_effect`); anything else makes the loop :attr:`impure`, and
-    the pair is refused.  What a fused loop may contain is: assignments to
-    local names, stores ``x[k] = v`` (which :func:`match` then requires to be
-    into arrays the function allocates, at the loop index), whitelisted
-    expressions and calls, and ``print`` of scalars and strings -- the one
-    effect the caller sees (:attr:`visible`)."""
-
-    assigned: set
-    used: set
-    reads: list
-    """(array name, index var name or None, stmt, label) for each array read."""
-    writes: list
-    raises: tuple | None = None
-    """(what, loc) of the first construct that may raise, or not finish."""
-    visible: tuple | None = None
-    """(what, loc) of the first effect the caller sees even after an
-    exception: a ``print``."""
-    impure: Missed | None = None
-
-    @property
-    def may_raise(self) -> bool:
-        return self.raises is not None
-
-    def raise_at(self, what: str, loc) -> None:
-        if self.raises is None:
-            self.raises = (what, loc)
-
-
-def body_effects(blocks, rl: RangeLoop, du: DefUse, facts: TypeFacts, flags,
-                 func_ir, forest: LoopForest | None = None) -> Effects:
-    eff = Effects(set(), set(), [], [])
-    for label in sorted(rl.body):
-        block = blocks[label]
-        for stmt in block.body:
-            if id(stmt) in rl.control:
-                continue
-            if isinstance(stmt, ir.Assign):
-                eff.assigned.add(stmt.target.name)
-                value = stmt.value
-                if isinstance(value, ir.Var):
-                    eff.used.add(value.name)
-                    continue
-                if isinstance(value, (ir.Const, ir.Global, ir.FreeVar, ir.Arg)):
-                    continue
-                if not isinstance(value, ir.Expr):
-                    eff.impure = eff.impure or _side_effects(stmt)
-                    continue
-                eff.used.update(v.name for v in value.list_vars())
-                if value.op in ("getitem", "static_getitem", "typed_getitem"):
-                    index = value.index.name if value.op != "static_getitem" else None
-                    eff.reads.append((value.value.name, index, stmt, label))
-                why, raises = _expr_effect(func_ir, du, facts, flags, value, stmt)
-                eff.impure = eff.impure or why
-                if raises is not None:
-                    eff.raise_at(raises, stmt.loc)
-            elif isinstance(stmt, (ir.SetItem, ir.StaticSetItem)):
-                eff.used.update(v.name for v in stmt.list_vars())
-                index = stmt.index.name if isinstance(stmt, ir.SetItem) else None
-                eff.writes.append((stmt.target.name, index, stmt, label))
-                if _store_may_raise(facts, stmt, flags):
-                    eff.raise_at(f"the store into '{stmt.target.name}'", stmt.loc)
-            elif isinstance(stmt, (ir.Jump, ir.Branch)):
-                eff.used.update(v.name for v in stmt.list_vars())
-            elif isinstance(stmt, (ir.Raise, ir.StaticRaise, ir.DynamicRaise)):
-                eff.used.update(v.name for v in stmt.list_vars())
-                eff.raise_at("a raise statement", stmt.loc)
-            elif isinstance(stmt, ir.Print) and stmt.vararg is None and all(
-                    isinstance(facts.of(v.name), (types.Number, types.Boolean,
-                                                  types.UnicodeType))
-                    for v in stmt.args):
-                eff.used.update(v.name for v in stmt.list_vars())
-                if eff.visible is None:
-                    eff.visible = ("prints", stmt.loc)
-            else:
-                eff.impure = eff.impure or _side_effects(stmt)
-    if forest is not None:
-        headers = _loop_headers(forest)
-        for label in sorted(rl.body - {rl.loop.header}):
-            if label in headers and not _finite_loop(blocks[label], facts):
-                eff.raise_at("a loop that may not finish", blocks[label].loc)
-    return eff
-
-
-def _loop_headers(forest: LoopForest) -> frozenset[int]:
-    """The forest's loop headers, found once per forest (a round looks at
-    every pair's bodies; scanning every loop for each made it quadratic)."""
-    headers = forest.__dict__.get("_fuse_loops_headers")
-    if headers is None:
-        headers = forest.__dict__["_fuse_loops_headers"] = frozenset(
-            lp.header for lp in forest.loops)
-    return headers
-
-
-def _side_effects(stmt) -> Missed:
-    return Missed("SideEffects", f"'{stmt}' at line {stmt.loc.line} has side effects",
-                  stmt.loc)
-
-
-def _finite_loop(header: ir.Block, facts: TypeFacts) -> bool:
-    """Whether an inner loop surely ends: a ``for`` over a range, an array, a
-    list or a tuple.  Any other loop may run forever, which is observable as
-    an exception is (the other loop's effects are cut short, or its
-    exception never comes)."""
-    return any(isinstance(s, ir.Assign) and isinstance(s.value, ir.Expr)
-               and s.value.op == "iternext"
-               and isinstance(facts.of(s.value.value.name), _FINITE_ITERATORS)
-               for s in header.body)
-
-
-def _scalar(ty) -> bool:
-    return isinstance(ty, (types.Number, types.Boolean))
-
-
-def _plain(ty) -> bool:
-    """Whether values of ``ty`` run no user code when used (see _PLAIN)."""
-    if isinstance(ty, types.BaseTuple):
-        return all(_plain(t) for t in ty.types)
-    if isinstance(ty, types.List):
-        return _plain(ty.dtype)
-    return isinstance(ty, _PLAIN)
-
-
-def _store_may_raise(facts: TypeFacts, stmt, flags) -> bool:
-    """A store raises nothing only if it puts a scalar into an array at an
-    integer index, unchecked."""
-    target = facts.of(stmt.target.name)
-    index = (facts.of(stmt.index.name) if isinstance(stmt, ir.SetItem)
-             else types.intp if isinstance(stmt.index, int) else None)
-    return (boundscheck_on(flags) or not isinstance(target, types.Array)
-            or not isinstance(index, types.Integer)
-            or not _scalar(facts.of(stmt.value.name)))
-
-
-def _expr_effect(func_ir, du: DefUse, facts: TypeFacts, flags, value: ir.Expr,
-                 stmt) -> tuple[Missed | None, str | None]:
-    """``(why it is refused, what may raise)`` for one expression: ``why``
-    is None when the expression writes nothing and has no other effect,
-    ``what`` is None when it surely raises nothing.  A whitelist: any other
-    operation is refused."""
-    op, line = value.op, stmt.loc.line
-    if op in ("getitem", "static_getitem", "typed_getitem"):
-        base = facts.of(value.value.name)
-        index = (facts.of(value.index.name) if op != "static_getitem"
-                 else types.intp if isinstance(value.index, int) else None)
-        if not _plain(base):
-            return Missed("SideEffects", f"indexing '{value.value.name}' ({base}) at line "
-                          f"{line} may run code", stmt.loc), "indexing"
-        if isinstance(base, types.Array) and isinstance(index, types.Integer) \
-                and not boundscheck_on(flags):
-            return None, None
-        return None, f"indexing '{value.value.name}'"
-    if op in ("binop", "inplace_binop", "unary"):
-        operands = [value.value] if op == "unary" else [value.lhs, value.rhs]
-        tys = [facts.of(v.name) for v in operands]
-        if op == "inplace_binop" and not _scalar(tys[0]):
-            # 'x += y' on an array, a list, a set ... writes x in place.
-            return Missed("SideEffects", f"'{value.lhs.name}' is updated in place at "
-                          f"line {line}", stmt.loc), "an in-place operator"
-        if not all(_plain(t) for t in tys):
-            return Missed("SideEffects", f"an operator at line {line} applies to "
-                          f"{', '.join(str(t) for t in tys)}, which may run code",
-                          stmt.loc), "an operator"
-        if not all(_scalar(t) for t in tys):
-            return None, "an operator on arrays or containers"  # shapes, allocation
-        if op != "unary" and value.fn in DIVIDING and flags.error_model == "python":
-            return None, "a division"
-        return None, None
-    if op == "call":
-        return _call_effect(func_ir, du, facts, value, stmt)
-    if op == "getattr":
-        owner = facts.of(value.value.name)
-        if isinstance(owner, _PLAIN_ATTRIBUTE_OWNERS):
-            return None, None
-        return Missed("SideEffects", f"the attribute '{value.attr}' of "
-                      f"'{value.value.name}' ({owner}) at line {line} may run code",
-                      stmt.loc), "an attribute"
-    if op == "getiter":
-        if isinstance(facts.of(value.value.name), (types.RangeType, types.Array,
-                                                   types.List, types.UniTuple)):
-            return None, None
-    elif op == "iternext":
-        if isinstance(facts.of(value.value.name), _FINITE_ITERATORS):
-            return None, None
-    elif op in ("pair_first", "pair_second", "build_tuple", "cast", "phi"):
-        return None, None
-    elif op in ("build_list", "build_set", "build_map"):
-        return None, "an allocation"
-    elif op == "exhaust_iter":
-        if isinstance(facts.of(value.value.name), types.BaseTuple):
-            return None, None
-        return None, "unpacking"
-    return _side_effects(stmt), f"'{op}'"
-
-
-def _call_effect(func_ir, du: DefUse, facts: TypeFacts, call: ir.Expr,
-                 stmt) -> tuple[Missed | None, str | None]:
-    """A call is harmless only if it calls a whitelisted function
-    (:data:`PURE_CALLS`) on plain values, with no output argument: numpy's
-    ufuncs write the array given after their inputs (``np.sqrt(x, m)``,
-    ``np.maximum(a, b, m)``, ``out=m``), a method may write its object, any
-    other function anything its arguments reach.  Only numpy's functions on
-    scalars (IEEE arithmetic) and ``len`` surely raise nothing."""
-    line = stmt.loc.line
-    if du.global_value(call.func) is opaque:
-        return None, None  # a contracted value of an earlier fusion
-    name = guard(find_callname, func_ir, call)
-    module = name[1] if name and isinstance(name[1], str) else None
-    shown = f"{module}.{name[0]}" if module else "a call"
-    func = getattr(np, name[0], None) if module == "numpy" else None
-    kws = [k for k, _ in call.kws]
-    if isinstance(func, np.ufunc) and (len(call.args) > func.nin or "out" in kws):
-        where = ("the keyword 'out'" if "out" in kws else
-                 f"argument {func.nin + 1} ('{call.args[func.nin].name}')")
-        return Missed("UfuncOutput", f"{shown} at line {line} is given an output array "
-                      f"({where}): it writes that array, which the pass does not "
-                      "follow", stmt.loc), "a call"
-    allowed = PURE_CALLS.get(module, ()) if module else ()
-    if module is None or not (allowed is None or name[0] in allowed):
-        return Missed("SideEffects", f"{shown} at line {line} may have side effects",
-                      stmt.loc), "a call"
-    if kws or call.vararg is not None or (module == "numpy" and func is not None
-                                          and not isinstance(func, np.ufunc)
-                                          and len(call.args) > 1):
-        return Missed("SideEffects", f"{shown} at line {line} is called with arguments "
-                      "the pass does not know to be harmless", stmt.loc), "a call"
-    tys = [facts.of(v.name) for v in call.args]
-    if not all(_plain(t) for t in tys):
-        return Missed("SideEffects", f"{shown} at line {line} is given "
-                      f"{', '.join(str(t) for t in tys)}, which may run code",
-                      stmt.loc), "a call"
-    if module == "builtins" and name[0] == "len":
-        return None, None
-    if all(_scalar(t) for t in tys) and (module == "numpy"
-                                         or module == "builtins" and name[0] in SCALAR_SAFE):
-        return None, None
-    return None, f"{shown}"
-
-
 @dataclass(frozen=True)
 class Contraction:
     array: str
@@ -414,6 +138,12 @@ class Plan:
     contractions: tuple[Contraction, ...]
     kept: tuple[tuple[str, str], ...]
     """Arrays read by the second loop that stay, with why."""
+
+
+def refusal(denied: Denied) -> Missed:
+    """The missed remark of a construct off the effects whitelist."""
+    return Missed("UfuncOutput" if denied.ufunc_output else "SideEffects",
+                  denied.message, denied.loc)
 
 
 def _line(stmt) -> int:
@@ -445,11 +175,11 @@ def match(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
     if sorted(forest.predecessors(l1.exit)) != sorted(only_from):
         return Missed("InterveningCode", "the second loop can also be reached without "
                       "running the first", loc)
-    e1 = body_effects(blocks, l1, du, facts, flags, func_ir, forest)
-    e2 = body_effects(blocks, l2, du, facts, flags, func_ir, forest)
+    e1, e2 = (body_effects(func_ir, rl.body, du, facts, flags, forest, rl.loop.header,
+                           rl.control) for rl in (l1, l2))
     for eff in (e1, e2):
         if eff.impure is not None:
-            return eff.impure
+            return refusal(eff.impure)
     why = _exception_order(e1, e2, loc)
     if why is not None:
         return why
@@ -624,7 +354,7 @@ def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | 
             # contracted allocation left.
             raises = "an allocation"
         else:
-            refused, raises = _expr_effect(func_ir, du, facts, flags, value, stmt)
+            refused, raises = expr_effect(func_ir, du, facts, flags, value, stmt)
             if refused is not None:
                 return why
     elif not isinstance(value, (ir.Var, ir.Const, ir.Global, ir.FreeVar, ir.Arg)):
@@ -650,13 +380,6 @@ def _reads_only_shape(du: DefUse, value) -> bool:
         return value.attr in ("shape", "size", "ndim")
     return (isinstance(value, ir.Expr) and value.op == "call" and len(value.args) == 1
             and du.global_value(value.func) is len)
-
-
-def boundscheck_on(flags) -> bool:
-    """Whether indexing is bounds-checked: NUMBA_BOUNDSCHECK overrides the flag."""
-    if config.BOUNDSCHECK is not None:
-        return bool(config.BOUNDSCHECK)
-    return bool(flags.boundscheck)
 
 
 def _plan_contractions(du, facts, forest, l1, l2, e1, e2, after, flags) -> Plan:
