@@ -169,6 +169,23 @@ class FuseReduceOptions(_Validated):
     )
 
 
+@dataclass(frozen=True)
+class ScalarReplaceOptions(_Validated):
+    """Options of the ``scalar-replace`` pass."""
+
+    _prefix = "scalar_replace."
+
+    enabled: bool = _option(True, "Run the pass.", kind=bool)
+    hoist_arguments: bool = _option(
+        True,
+        "Read a 0-d array argument used only through its element once, at "
+        "entry; when another array argument may be written, the function is "
+        "compiled twice and a check that the arguments do not overlap in "
+        "memory picks the copy at run time.",
+        kind=bool,
+    )
+
+
 def _coerce_pass_options(cls: type, value: Any, name: str):
     """``True``/``False`` toggles a pass, a mapping sets its fields."""
     if isinstance(value, cls):
@@ -186,6 +203,7 @@ def _coerce_pass_options(cls: type, value: Any, name: str):
 #: The options object of each pass, by field name of :class:`Options`.
 PASS_OPTIONS: dict[str, type] = {
     "inline": InliningOptions,
+    "scalar_replace": ScalarReplaceOptions,
     "while_to_range": WhileToRangeOptions,
     "fuse_loops": FuseLoopsOptions,
     "fuse_reduce": FuseReduceOptions,
@@ -205,6 +223,10 @@ class Options(_Validated):
     inline: InliningOptions = field(
         default_factory=InliningOptions,
         metadata={"check": _Check(kind=InliningOptions), "doc": "inline pass"},
+    )
+    scalar_replace: ScalarReplaceOptions = field(
+        default_factory=ScalarReplaceOptions,
+        metadata={"check": _Check(kind=ScalarReplaceOptions), "doc": "scalar-replace pass"},
     )
     while_to_range: WhileToRangeOptions = field(
         default_factory=WhileToRangeOptions,
@@ -290,6 +312,14 @@ class Options(_Validated):
                 global_arrays_by_address=None,
                 **{name: getattr(opts, name).replace(enabled=False) for name in PASS_OPTIONS},
             )
+        skipped = environ.get("NUMBA_LOOPOPT_DISABLE_PASSES", "")
+        for pass_name in filter(None, (p.strip() for p in skipped.split(","))):
+            field_name = pass_name.replace("-", "_")
+            if field_name not in PASS_OPTIONS:
+                raise OptionError(
+                    f"NUMBA_LOOPOPT_DISABLE_PASSES names no pass {pass_name!r} "
+                    f"(the passes: {', '.join(n.replace('_', '-') for n in PASS_OPTIONS)})")
+            opts = opts.replace(**{field_name: getattr(opts, field_name).replace(enabled=False)})
         for var, attr in (
             ("NUMBA_LOOPOPT_STRICT", "strict"),
             ("NUMBA_LOOPOPT_WARNINGS", "warn_missed"),

@@ -181,6 +181,7 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
     from .transforms.fuse_loops import FuseLoops
     from .transforms.fuse_reduce import FuseReductions
     from .transforms.inline import InlineCalls
+    from .transforms.scalar_replace import ScalarReplace
     from .transforms.while_to_range import WhileToRange
 
     anchor = InlineInlinables
@@ -188,7 +189,8 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
         index = [cls for cls, _ in pm.passes].index(InlineInlinables)
         pm.passes[index] = (InlineCalls, "loopopt: inline calls by a cost model")
         anchor = InlineCalls
-    pm.add_pass_after(WhileToRange, anchor)
+    pm.add_pass_after(ScalarReplace, anchor)
+    pm.add_pass_after(WhileToRange, ScalarReplace)
     pm.add_pass_after(FuseLoops, WhileToRange)
     # Typed: it needs the types and the arrayexpr trees numba's rewrites build
     # (with no_rewrites=True there are none, and no NopythonRewrites either).

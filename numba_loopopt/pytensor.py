@@ -37,6 +37,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from . import scalar_calls
 from .decorator import NJIT_KEYWORDS, jit
 from .options import Options
 from .remarks import METADATA_KEY, Remark
@@ -134,6 +135,61 @@ _hook = _PatchOnImport()
 def _remove_hook() -> None:
     with contextlib.suppress(ValueError):
         sys.meta_path.remove(_hook)
+
+
+def _closure(fn) -> dict:
+    code = getattr(fn, "__code__", None)
+    cells = getattr(fn, "__closure__", None) or ()
+    if code is None:
+        return {}
+    return {name: cell.cell_contents for name, cell in zip(code.co_freevars, cells, strict=False)
+            if _cell_filled(cell)}
+
+
+def elemwise_scalar_call(callee) -> scalar_calls.ScalarCall | None:
+    """What an ``Elemwise`` function of PyTensor's NUMBA mode computes.
+
+    PyTensor compiles ``def elemwise(*args): return jitable_func(*args)``,
+    where ``jitable_func`` is the Python function ``numba_funcify_Elemwise``
+    made, typed by an ``@overload`` calling numba's ``_vectorized`` with
+    ``store_core_outputs(scalar_op_fn)``: each output element is
+    ``scalar_op_fn`` of the input elements, cast to the output dtype, written
+    into the input the ``inplace_pattern`` names or into a fresh array.  Its
+    closure holds the Apply ``node`` (types, in-place pattern), the
+    ``output_dtypes`` and ``scalar_op_fn``: all the scalar-replace pass needs.
+    Anything else: ``None``.
+    """
+    qualname = "numba_funcify_Elemwise.<locals>.elemwise"
+    if getattr(callee, "__qualname__", "") == qualname:
+        jitable = callee  # the Python function itself, typed by its overload
+    else:
+        py_func = getattr(callee, "py_func", None)
+        if py_func is None or getattr(py_func, "__name__", None) != "elemwise":
+            return None
+        jitable = getattr(py_func, "__globals__", {}).get("jitable_func")
+    if getattr(jitable, "__qualname__", "") != qualname:
+        return None
+    cells = _closure(jitable)
+    node, dtypes, fn = cells.get("node"), cells.get("output_dtypes"), cells.get("scalar_op_fn")
+    op = getattr(node, "op", None)
+    if node is None or fn is None or dtypes is None or type(op).__name__ != "Elemwise":
+        return None
+    if not type(op).__module__.startswith("pytensor."):
+        return None
+    if len(dtypes) != len(node.outputs):
+        return None
+    import numpy as np
+
+    return scalar_calls.ScalarCall(
+        fn=fn, n_in=len(node.inputs),
+        out_dtypes=tuple(np.dtype(d) for d in dtypes),
+        inplace=tuple(sorted(op.inplace_pattern.items())),
+        in_ndims=tuple(i.type.ndim for i in node.inputs),
+        out_ndims=tuple(o.type.ndim for o in node.outputs),
+        name=f"elemwise {op}")
+
+
+scalar_calls.register(elemwise_scalar_call)
 
 
 def enable(options: Options | Mapping | None = None) -> None:

@@ -103,3 +103,64 @@ def opaque(typingctx, value):
         return fence(builder, v)
 
     return value(value), codegen
+
+
+def disjoint(a, b):
+    """Whether arrays ``a`` and ``b`` share no byte of memory (the address
+    ranges their elements span do not meet; empty arrays share none).  Used
+    to version code on arguments not aliasing each other."""
+    if a.size == 0 or b.size == 0:
+        return True
+    alo, ahi = _py_extent(a)
+    blo, bhi = _py_extent(b)
+    return ahi <= blo or bhi <= alo
+
+
+def _py_extent(a):
+    lo = hi = a.ctypes.data
+    for n, s in zip(a.shape, a.strides, strict=False):
+        span = s * (n - 1)
+        if span < 0:
+            lo += span
+        else:
+            hi += span
+    return lo, hi + a.itemsize
+
+
+@overload(disjoint)
+def _disjoint(a, b):
+    if not (isinstance(a, types.Array) and isinstance(b, types.Array)):
+        raise TypingError(f"disjoint: arrays expected, got {a} and {b}")
+
+    def impl(a, b):
+        if a.size == 0 or b.size == 0:
+            return True
+        alo, ahi = _extent(a)
+        blo, bhi = _extent(b)
+        return ahi <= blo or bhi <= alo
+    return impl
+
+
+def _extent(a):  # pragma: no cover - typed through the overload below
+    raise NotImplementedError
+
+
+@overload(_extent)
+def _extent_overload(a):
+    if a.ndim == 0:
+        def impl(a):
+            lo = np.intp(a.ctypes.data)
+            return lo, lo + a.itemsize
+        return impl
+
+    def impl(a):
+        lo = np.intp(a.ctypes.data)
+        hi = lo
+        for d in range(a.ndim):
+            span = a.strides[d] * (a.shape[d] - 1)
+            if span < 0:
+                lo += span
+            else:
+                hi += span
+        return lo, hi + a.itemsize
+    return impl

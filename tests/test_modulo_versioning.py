@@ -11,6 +11,14 @@ from numba import types
 import numba_loopopt as lo
 from numba_loopopt.testing import check, ir_after
 
+
+@pytest.fixture(autouse=True)
+def _without_scalar_replacement(monkeypatch):
+    """These tests pin what the later passes do with 0-d flags and
+    accumulators themselves; scalar-replace, which runs first and dissolves
+    most of them, is tested with them in tests/test_scalar_replace.py."""
+    monkeypatch.setenv("NUMBA_LOOPOPT_DISABLE_PASSES", "scalar-replace")
+
 PASS = "loopopt_while_to_range"
 F64 = types.float64[:]
 I64 = types.int64

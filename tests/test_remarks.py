@@ -17,6 +17,14 @@ import numba_loopopt as lo
 from numba_loopopt.remarks import Missed, Remark, RemarkEmitter, RemarkKind
 
 
+@pytest.fixture(autouse=True)
+def _without_scalar_replacement(monkeypatch):
+    """These tests pin what the later passes do with 0-d flags and
+    accumulators themselves; scalar-replace, which runs first and dissolves
+    most of them, is tested with them in tests/test_scalar_replace.py."""
+    monkeypatch.setenv("NUMBA_LOOPOPT_DISABLE_PASSES", "scalar-replace")
+
+
 def test_passed_and_missed_remarks_read_like_llvm_remarks():
     passed = Remark(RemarkKind.PASSED, "while-to-range", "Rewritten", "while loop became counted",
                     "kernel.py", 12)

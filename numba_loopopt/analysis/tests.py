@@ -152,6 +152,10 @@ def classify(block: ir.Block, label: int, stay_target, du: DefUse) -> Test | Non
             and local[value.func.name][1].value.value is bool:
         subject = value.args[0]
         value = local_value(subject)
+    if isinstance(value, ir.Var) and is_local_temp(subject.name):
+        # A copy made for the test (scalar replacement leaves ``$t = x``).
+        subject = value
+        value = local_value(subject)
     common = dict(label=label, stay_on=true_stays, stay=stay, leave=leave, loc=term.loc)
     if isinstance(value, ir.Expr) and value.op == "binop" and value.fn in COMPARISONS:
         lhs = _operand(local, value.lhs, is_local_temp)
