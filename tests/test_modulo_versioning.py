@@ -198,6 +198,23 @@ def unsigned_bound(buf, n, L):
 def test_unsigned_bound_is_not_versioned():
     disp = run_both(unsigned_bound, np.zeros(11), np.uint64(10), 11)
     assert "Versioned" not in remark_keys(disp)
+    assert remark_keys(disp, "missed") == ["ModuloBoundUnsigned"]
+
+
+def not_equal_test(buf, n, L):
+    cond = np.array(False)
+    i = 0
+    while i != n and not cond.item():
+        buf[(i + 1) % L] = buf[i % L] + 1.0
+        i += 1
+    return i
+
+
+def test_a_counter_whose_range_is_unknown_is_not_versioned():
+    disp = run_both(not_equal_test, np.zeros(11), 10, 11)
+    assert remark_keys(disp, "missed") == ["ModuloRangeUnknown"]
+    (why,) = [r for r in lo.remarks(disp, disp.signatures[0]) if r.kind.value == "missed"]
+    assert why.arguments == {"counter": "i", "modulos": 2}
 
 
 def modulo_of_another_value(buf, n, L):

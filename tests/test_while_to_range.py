@@ -467,11 +467,11 @@ REFUSED = [
      "'stop' in the loop test 'stop' is reassigned"),
     (float_counter, (F64, I64), (np.zeros(12), 10), "CounterNotInteger", "float64"),
     (float_bound, (F64, types.float64), (np.zeros(12), 9.5), "BoundNotInteger", "float64"),
-    (counter_updated_twice, (F64, I64), (np.zeros(12), 10), "CounterUpdate",
+    (counter_updated_twice, (F64, I64), (np.zeros(12), 10), "CounterReassigned",
      "assigned 2 times"),
-    (counter_conditional, (F64, I64), (np.zeros(12), 10), "CounterUpdate",
+    (counter_conditional, (F64, I64), (np.zeros(12), 10), "CounterUpdateNotOnce",
      "exactly once per iteration"),
-    (counter_variable_step, (F64, I64, I64), (np.zeros(12), 10, 2), "CounterUpdate",
+    (counter_variable_step, (F64, I64, I64), (np.zeros(12), 10, 2), "CounterStepNotConstant",
      "constant step"),
     (counter_moves_away, (F64, I64), (np.zeros(12), 10), "CounterDirection",
      "moves by -1"),
@@ -580,8 +580,9 @@ def test_continue_keeps_the_inner_rotated_loop_and_explains_the_outer_one():
     # CPython sends 'continue' back to the guard: two natural loops.
     for n in COUNTS:
         disp = run_both(with_continue, np.arange(12.0), n)
-    assert remark_keys(disp) == ["Rewritten", "NotCounted"]
-    (missed_remark,) = [r for r in lo.remarks(disp, disp.signatures[0]) if r.key == "NotCounted"]
+    assert remark_keys(disp) == ["Rewritten", "UntestedBackEdge"]
+    (missed_remark,) = [r for r in lo.remarks(disp, disp.signatures[0])
+                        if r.key == "UntestedBackEdge"]
     assert "a 'continue'" in missed_remark.message
 
 

@@ -136,13 +136,13 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
         iv, bound, op = test.rhs.name, test.lhs, COMPARISONS[test.op]
     sites = du.defs_in(iv, loop.body)
     if len(sites) != 1:
-        return Missed("CounterUpdate", f"'{iv}' is assigned {len(sites)} times in "
+        return Missed("CounterReassigned", f"'{iv}' is assigned {len(sites)} times in "
                       f"the loop (lines {_lines(sites)})", test.loc, counter=iv,
                       assignments=len(sites))
     site = sites[0]
     step = _constant_step(du, iv, site.stmt, loop)
     if step is None:
-        return Missed("CounterUpdate", f"'{iv}' is updated at line "
+        return Missed("CounterStepNotConstant", f"'{iv}' is updated at line "
                       f"{site.stmt.loc.line} by something other than a constant "
                       "step", site.stmt.loc, counter=iv)
     if step == 0 or not (_DIRECTION[op] * step > 0 or (_DIRECTION[op] == 0
@@ -153,7 +153,7 @@ def match_counter(forest: LoopForest, loop: Loop, chain: list[Test],
     runs_once = (forest.dominates(site.label, test.label)
                  and not any(site.label in inner for inner in forest.inner_loops(loop)))
     if not runs_once:
-        return Missed("CounterUpdate", f"the update of '{iv}' at line "
+        return Missed("CounterUpdateNotOnce", f"the update of '{iv}' at line "
                       f"{site.stmt.loc.line} does not run exactly once per iteration",
                       site.stmt.loc, counter=iv)
     return Counter(iv, test, op, bound, step, site.stmt)
@@ -228,10 +228,10 @@ def match_counted_while(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop,
         (latch,) = loop.latches
         back = forest.blocks[latch].terminator
         if isinstance(back, ir.Jump):
-            return Missed("NotCounted", f"the loop jumps back at line {back.loc.line} "
+            return Missed("UntestedBackEdge", f"the loop jumps back at line {back.loc.line} "
                           "without testing its condition (a 'continue' or "
                           "'while True')", back.loc)
-        return Missed("NotCounted", "the loop does not end in a test this pass "
+        return Missed("UnknownLoopTest", "the loop does not end in a test this pass "
                       "understands", loc)
     counter = match_counter(forest, loop, chain, du)
     if isinstance(counter, Missed):

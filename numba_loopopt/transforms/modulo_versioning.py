@@ -156,16 +156,16 @@ def plan(blocks, loop: Loop, counter, du: DefUse, facts,
         return None
     loc = counter.test.loc
     if counter.op is operator.ne or abs(step) > MAX_CONSTANT:
-        return Missed("ModuloNotVersioned", f"the range of '{iv}' is not known "
+        return Missed("ModuloRangeUnknown", f"the range of '{iv}' is not known "
                       f"from '{counter.describe()}' with step {step}", loc,
                       counter=iv, modulos=len(uses))
     if facts.of(iv) != types.int64:
         # A narrower counter wraps around (numba truncates on assignment): the
         # range argument below would not hold.
-        return Missed("ModuloNotVersioned", f"'{iv}' is {facts.of(iv)}, not int64, so "
+        return Missed("ModuloCounterMayWrap", f"'{iv}' is {facts.of(iv)}, not int64, so "
                       "it may wrap around", loc, counter=iv, modulos=len(uses))
     if counter.bound.name and not _signed(facts.of(counter.bound.name)):
-        return Missed("ModuloNotVersioned", f"the bound of '{iv}' is unsigned", loc,
+        return Missed("ModuloBoundUnsigned", f"the bound of '{iv}' is unsigned", loc,
                       counter=iv, modulos=len(uses))
     size = sum(len(blocks[label].body) for label in loop.body)
     if size > max_stmts:
