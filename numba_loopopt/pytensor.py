@@ -189,7 +189,26 @@ def elemwise_scalar_call(callee) -> scalar_calls.ScalarCall | None:
         name=f"elemwise {op}")
 
 
+def deepcopy_scalar_call(callee) -> scalar_calls.ScalarCall | None:
+    """PyTensor's ``DeepCopyOp`` and the ``numba_deepcopy`` it calls
+    (``np.copy(x)`` for an array): of a 0-d array, a fresh 0-d array holding
+    the same value."""
+    py_func = getattr(callee, "py_func", callee)
+    if getattr(py_func, "__qualname__", "") not in (
+            "numba_funcify_DeepCopyOp.<locals>.deepcopy",   # the Op's function
+            "numba_deepcopy"):                              # what it calls, inlined
+        return None
+    if not getattr(py_func, "__module__", "").startswith("pytensor."):
+        return None
+    from .runtime import identity
+
+    return scalar_calls.ScalarCall(fn=identity, n_in=1, out_dtypes=(None,),
+                                   in_ndims=(0,), out_ndims=(0,), name="deepcopy",
+                                   arrays_only=True)
+
+
 scalar_calls.register(elemwise_scalar_call)
+scalar_calls.register(deepcopy_scalar_call)
 
 
 def enable(options: Options | Mapping | None = None) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from llvmlite import ir as llvmir
 from numba.core import types
 from numba.core.errors import TypingError
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic, overload, register_jitable
 from numba.np.numpy_support import as_dtype
 
 #: Byte size from which :func:`check_shape` allocates (and frees at once) the
@@ -103,6 +103,12 @@ def opaque(typingctx, value):
         return fence(builder, v)
 
     return value(value), codegen
+
+
+@register_jitable
+def identity(value):
+    """``value``: the scalar function of a copy."""
+    return value
 
 
 def disjoint(a, b):

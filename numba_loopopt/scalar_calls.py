@@ -42,6 +42,16 @@ class ScalarCall:
     """Each input's number of dimensions, as the wrapper was built for."""
     out_ndims: tuple[int, ...] = ()
     name: str = "call"
+    arrays_only: bool = False
+    """Only a call on 0-d *arrays* is this (a scalar operand gives a scalar)."""
+
+    def out_dtype(self, k: int, operand_dtypes) -> np.dtype | None:
+        """Output ``k``'s dtype; ``None`` in ``out_dtypes`` means "the first
+        operand's" (a copy), taken from ``operand_dtypes``."""
+        dtype = self.out_dtypes[k]
+        if dtype is None:
+            return operand_dtypes[0] if operand_dtypes else None
+        return dtype
 
     @property
     def n_out(self) -> int:

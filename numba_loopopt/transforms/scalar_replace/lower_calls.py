@@ -22,7 +22,7 @@ import numpy as np
 from numba.core import ir, types
 
 from ... import irbuild, runtime, scalar_calls
-from ...analysis.zero_dim import constant_value
+from ...analysis.zero_dim import constant_value, dtype_of
 from ...remarks import Missed
 
 
@@ -33,6 +33,8 @@ class CallPlan:
     call: scalar_calls.ScalarCall
     array_operands: tuple[bool, ...]
     """Per operand: a 0-d array (loaded) rather than a scalar (passed as is)."""
+    out_dtypes: tuple = ()
+    """Each output's dtype (``call.out_dtypes`` with a copy's filled in)."""
 
 
 def _operand_kind(ty) -> str | None:
@@ -89,8 +91,18 @@ def match(func_ir: ir.FunctionIR, facts) -> list[CallPlan | Missed]:
                                     "output into an operand that is not an array", loc,
                                     callee=call.name))
                 continue
+            if call.arrays_only and any(k != "array" for k in kinds):
+                found.append(Missed("OperandNotZeroDim", f"'{call.name}' of a scalar "
+                                    "stays a call", loc, callee=call.name))
+                continue
+            operand_dtypes = [dtype_of(facts.of(a.name)) for a in expr.args]
+            out_dtypes = tuple(call.out_dtype(k, operand_dtypes) for k in range(call.n_out))
+            if any(d is None for d in out_dtypes):
+                found.append(Missed("CallDtypeUnknown", f"the output dtype of "
+                                    f"'{call.name}' is not known", loc, callee=call.name))
+                continue
             found.append(CallPlan(label, stmt, call,
-                                  tuple(k == "array" for k in kinds)))
+                                  tuple(k == "array" for k in kinds), out_dtypes))
     return found
 
 
@@ -140,7 +152,7 @@ def expansion(scope, plan: CallPlan, fence: bool = False) -> list[ir.Stmt]:
     out.append(assign)
     inplace = dict(call.inplace)
     outputs = []
-    for k, dtype in enumerate(call.out_dtypes):
+    for k, dtype in enumerate(plan.out_dtypes):
         if call.n_out > 1:
             value = irbuild.fresh(scope, f"scalar_result_{k}", loc)
             out.append(ir.Assign(ir.Expr.static_getitem(result, k, None, loc), value, loc))
