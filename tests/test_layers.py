@@ -31,7 +31,7 @@ ROOT = Path(numba_loopopt.__file__).resolve().parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # Leaf modules: they import nothing of the package above this layer.
     ("leaf", ("_version", "_compat", "options", "remarks", "irbuild", "runtime",
-              "elide", "global_arrays", "vecmath")),
+              "elide", "global_arrays", "vecmath", "scalar_calls")),
     ("analysis", ("analysis",)),
     ("pass base", ("passbase",)),
     ("transforms", ("transforms",)),

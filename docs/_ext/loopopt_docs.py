@@ -42,6 +42,10 @@ ENVIRONMENT = {
         "Switch every loopopt pass off (``enabled=False`` for each pass) and "
         "``global_arrays_by_address`` too, so functions compile as with stock "
         "numba.  Read at each compilation."),
+    "NUMBA_LOOPOPT_DISABLE_PASSES": (
+        "Switch the named passes off (``enabled=False``), e.g. "
+        "``scalar-replace,fuse-loops``; an unknown name raises ``OptionError`` "
+        "when a function compiles.  Read at each compilation."),
     "NUMBA_LOOPOPT_STRICT": (
         "Overrides the ``strict`` option: re-raise a pass's internal errors "
         "instead of rolling the pass back, and do not fall back to the stock "
@@ -69,6 +73,8 @@ ENVIRONMENT = {
 }
 
 ENV_SYNTAX = {
+    "NUMBA_LOOPOPT_DISABLE_PASSES": "unset or empty: no effect; pass names "
+                                    "(as in remarks) separated by commas",
     "NUMBA_LOOPOPT_GLOBAL_ARRAYS_BY_ADDRESS": "unset or empty: no effect; an "
                                               "integer >= 0: the size in bytes; "
                                               "``none``: off",
