@@ -273,7 +273,7 @@ def match_while_loop(func_ir, forest: LoopForest, loop: Loop, du: DefUse,
     test = counter.test
     if cand.removable:
         tests = ", ".join(f"'{t.describe()}'" for t in cand.removable)
-        return Missed("InvariantTestsLeft", f"the while loop at line {loc.line} still "
+        return Missed("InvariantTestsLeft", f"the while loop at line {test.loc.line} still "
                       f"tests {tests} on every iteration", test.loc, tests=tests)
     if counter.op is not operator.lt:
         return Missed("CounterTestForm", f"the while loop's test is "
