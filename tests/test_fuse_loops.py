@@ -341,7 +341,7 @@ REFUSED = [
     (with_print, lambda n: (arrays(n, 1)[0], np.ones(n, dtype=np.int64)),
      "EffectsBeforeRaise", "prints"),
     (touches_array_between, lambda n: arrays(max(n, 1), 1), "InterveningCode", "between"),
-    (writes_an_argument, lambda n: (arrays(n, 1)[0], np.zeros(n)), "WrittenArrayMayAlias",
+    (writes_an_argument, lambda n: (arrays(n, 1)[0], np.zeros(n)), "WrittenArrayNotLocal",
      "'out'"),
     (both_may_raise, lambda n: arrays(n, 2), "BothMayRaise", "exception"),
 ]
@@ -467,8 +467,8 @@ def length_between(a):
 
 
 REGRESSIONS = [
-    (whole_array_in_second_loop, (np.arange(1.0, 5.0),), {}, ["ShiftedAccess"]),
-    (aliased_in_second_loop, (np.arange(1.0, 5.0),), {}, ["ShiftedAccess"]),
+    (whole_array_in_second_loop, (np.arange(1.0, 5.0),), {}, ["WholeArrayUse"]),
+    (aliased_in_second_loop, (np.arange(1.0, 5.0),), {}, ["WholeArrayUse"]),
     # The recogniser's reason (no remark before fuse-loops said why).
     (index_reassigned, (np.arange(1.0, 5.0),), {}, ["IndexReassigned"]),
     (range_may_raise, (np.array([1, 0]), np.array([0, 1])), {}, ["BothMayRaise"]),
@@ -725,8 +725,8 @@ def counter_read_after_increment(a):
 
 
 WHILE_REFUSED = [
-    (flag_set_between, "DifferentTripCount"),
-    (guard_only_on_first, "DifferentTripCount"),
+    (flag_set_between, "DifferentEntryTests"),
+    (guard_only_on_first, "DifferentEntryTests"),
     (while_then_for, "LoopForms"),
     (while_shifted_read, "ShiftedAccess"),
     (different_starts, "DifferentTripCount"),
@@ -1103,7 +1103,7 @@ EFFECTS_REFUSED = [
     (print_then_raise, lambda: (A4, _k()), {}, "EffectsBeforeRaise",
      "the first loop prints"),
     (argument_store_then_raise, lambda: (A4, _k(), np.zeros(4)), {},
-     "WrittenArrayMayAlias", "'out'"),
+     "WrittenArrayNotLocal", "'out'"),
     (print_then_index_error, lambda: (A4, [1.0, 2.0]), {}, "EffectsBeforeRaise",
      "indexing 'lst'"),
     (print_then_range_error, lambda: (A4, np.array([1, 1, 0, 1])), {},
@@ -1113,7 +1113,7 @@ EFFECTS_REFUSED = [
     (raise_then_append, lambda: (A4, _k(), [0.5]), {}, "SideEffects",
      "may have side effects"),
     (both_print, lambda: (A4,), {}, "BothHaveEffects", "interleave"),
-    (print_then_allocation, lambda: (A4, -1), {}, "InterveningCode",
+    (print_then_allocation, lambda: (A4, -1), {}, "InterveningCodeMayRaise",
      "the first loop prints"),
     (print_then_endless_loop, lambda: (A4, np.full(4, 0.75)), {}, "EffectsBeforeRaise",
      "a loop that may not finish"),
@@ -1298,3 +1298,13 @@ def test_check_shape_raises_exactly_what_np_empty_raises(n):
     # a uint32 in a shape tuple is sign-extended.
     for which in range(3):
         assert _shape_outcome(_checked, n, which) == _shape_outcome(_allocated, n, which)
+
+
+def test_missed_remarks_carry_their_arguments():
+    disp = run_both(scalar_carried, *arrays(5, 1))
+    (why,) = missed(disp)
+    assert why.key == "ScalarDependence"
+    assert why.arguments == {"name": "total", "assigned_in": "first"}
+    disp = run_both(writes_an_argument, arrays(5, 1)[0], np.zeros(5))
+    (why,) = missed(disp)
+    assert (why.key, why.arguments) == ("WrittenArrayNotLocal", {"array": "out"})

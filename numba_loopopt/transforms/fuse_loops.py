@@ -102,12 +102,13 @@ def _guards_agree(func_ir, du: DefUse, facts: TypeFacts, flags, l1: RangeLoop,
     keys2 = {(g.key, g.stay_on) for g in l2.guards}
     if keys1 != keys2:
         shown = lambda gs: ", ".join(f"'{g.describe()}'" for g in gs) or "none"  # noqa: E731
-        return Missed("DifferentTripCount", f"the loops are entered through different "
+        return Missed("DifferentEntryTests", f"the loops are entered through different "
                       f"tests ({shown(l1.guards)}; {shown(l2.guards)}), so they may run "
-                      "a different number of times", loc)
+                      "a different number of times", loc, first=shown(l1.guards),
+                      second=shown(l2.guards))
     for g in l1.guards:
-        why = Missed("DifferentTripCount", f"the test '{g.describe()}' guarding both "
-                     "loops may change between them", g.loc)
+        why = Missed("EntryTestMayChange", f"the test '{g.describe()}' guarding both "
+                     "loops may change between them", g.loc, test=g.describe())
         if g.kind not in ("item", "index", "scalar", "compare", "constant") or (
                 g.kind == "index" and boundscheck_on(flags)):
             return why
@@ -159,22 +160,23 @@ def match(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
     if l1.kind != l2.kind:
         return Missed("LoopForms", f"one loop is a 'for' loop and the other a counted "
                       f"'while' loop ({l1.range_text}, {l2.range_text}); only loops of "
-                      "one form are fused", loc)
+                      "one form are fused", loc, first=l1.range_text, second=l2.range_text)
     if l1.trip is None or l2.trip is None or l1.trip != l2.trip \
             or not trip_defined_before(du, forest, l1.trip, l1.preheader):
         return Missed("DifferentTripCount", f"the loops run {l1.range_text} and "
-                      f"{l2.range_text}, which are not provably the same", loc)
+                      f"{l2.range_text}, which are not provably the same", loc,
+                      first=l1.range_text, second=l2.range_text)
     step = l1.trip[2]
     if not (step[0] == "const" and step[1] != 0):
         # range(a, b, k) raises for k == 0: which loop raises first, and how,
         # depends on code the fusion would reorder.
         return Missed("StepNotConstant", f"the loops step by a variable ({l1.range_text}), "
-                      "and range() raises for a zero step", loc)
+                      "and range() raises for a zero step", loc, range=l1.range_text)
     only_from = ({l1.loop.header} if l1.kind == "range" else
                  {g.label for g in l1.guards} | {l1.preheader, l1.test_block})
     if sorted(forest.predecessors(l1.exit)) != sorted(only_from):
-        return Missed("InterveningCode", "the second loop can also be reached without "
-                      "running the first", loc)
+        return Missed("OtherPathToSecondLoop", "the second loop can also be reached "
+                      "without running the first", loc)
     e1, e2 = (body_effects(func_ir, rl.body, du, facts, flags, forest, rl.loop.header,
                            rl.control) for rl in (l1, l2))
     for eff in (e1, e2):
@@ -185,7 +187,8 @@ def match(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
         return why
     if l1.kind == "while":
         if l1.index == l2.index:
-            return Missed("ScalarDependence", f"both loops count with '{l1.index}'", loc)
+            return Missed("SameCounter", f"both loops count with '{l1.index}'", loc,
+                          counter=l1.index)
         changed = e1.assigned | {s.target.name for label in
                                  {l1.exit} | {g.label for g in l2.guards}
                                  for s in blocks[label].body if isinstance(s, ir.Assign)}
@@ -196,10 +199,10 @@ def match(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
     shared_index = {l1.index} if l1.index == l2.index else set()
     for name in sorted((e1.assigned - shared_index) & (e2.used | e2.assigned)):
         return Missed("ScalarDependence", f"'{name}' is assigned in the first loop and "
-                      "used in the second", loc)
+                      "used in the second", loc, name=name, assigned_in="first")
     for name in sorted((e2.assigned - shared_index) & e1.used):
         return Missed("ScalarDependence", f"'{name}' is assigned in the second loop and "
-                      "used in the first", loc)
+                      "used in the first", loc, name=name, assigned_in="second")
     # Arrays written in either loop: fresh, accessed only at the loop index.
     written = {w[0] for w in e1.writes + e2.writes}
     index_of = {1: l1.index, 2: l2.index}
@@ -208,16 +211,18 @@ def match(func_ir, forest: LoopForest, du: DefUse, facts: TypeFacts, flags,
         for array, index, stmt, _ in eff.reads + eff.writes:
             if array in written and index != index_of[which]:
                 return Missed("ShiftedAccess", f"'{array}' is accessed at another "
-                              f"index than the loop's at line {_line(stmt)}", stmt.loc)
+                              f"index than the loop's at line {_line(stmt)}", stmt.loc,
+                              array=array, line=_line(stmt))
             if array in written and (isinstance(stmt, ir.SetItem)
                                      or stmt.value.value.name == array):
                 at_index.add(id(stmt))
     for array in sorted(written):
         for use in du.uses.get(array, ()):
             if use.label in l1.body | l2.body and id(use.stmt) not in at_index:
-                return Missed("ShiftedAccess", f"'{array}' is used whole (not as "
+                return Missed("WholeArrayUse", f"'{array}' is used whole (not as "
                               f"'{array}[index]') at line {use.stmt.loc.line}, so another "
-                              "iteration's elements may be read", use.stmt.loc)
+                              "iteration's elements may be read", use.stmt.loc,
+                              array=array, line=use.stmt.loc.line)
     # Code between the loops moves ahead of the fused loop.
     between = [s for s in blocks[l1.exit].body[:-1] if id(s) not in l2.setup]
     for stmt in between:
@@ -258,19 +263,22 @@ def _exception_order(e1: Effects, e2: Effects, loc) -> Missed | None:
     if e1.may_raise and e2.may_raise:
         return Missed("BothMayRaise", f"both loops may raise (the first {raises(e1)}, "
                       f"the second {raises(e2)}), so fusing them could change which "
-                      "exception comes first", loc)
+                      "exception comes first", loc, first=e1.raises[0], second=e2.raises[0])
     if e1.visible and e2.visible:
         return Missed("BothHaveEffects", f"both loops have effects the caller sees "
                       f"(the first {shows(e1)}, the second {shows(e2)}): fused, they "
-                      "would interleave", loc)
+                      "would interleave", loc, first=e1.visible[1].line,
+                      second=e2.visible[1].line)
     if e1.visible and e2.may_raise:
         return Missed("EffectsBeforeRaise", f"the first loop {shows(e1)} and the second "
                       f"{raises(e2)}: stock numba finishes the first loop's effects "
-                      "before the exception, the fused loop would not", loc)
+                      "before the exception, the fused loop would not", loc,
+                      effect=e1.visible[1].line, raises=e2.raises[0])
     if e2.visible and e1.may_raise:
         return Missed("RaiseBeforeEffects", f"the first loop {raises(e1)} and the second "
                       f"{shows(e2)}: fused, some of the second loop's effects would come "
-                      "before an exception that stock numba raises without them", loc)
+                      "before an exception that stock numba raises without them", loc,
+                      raises=e1.raises[0], effect=e2.visible[1].line)
     return None
 
 
@@ -316,9 +324,9 @@ def _fresh_and_unaliased(func_ir, du, facts, array, loop_blocks, after) -> Misse
     if len(sites) != 1 or not is_fresh_allocation(func_ir, sites[0].stmt.value) \
             or not isinstance(facts.of(array), types.Array):
         loc = sites[0].stmt.loc if sites else None
-        return Missed("WrittenArrayMayAlias", f"'{array}' is written in a loop but is "
+        return Missed("WrittenArrayNotLocal", f"'{array}' is written in a loop but is "
                       "not an array this function allocates, so another name may share "
-                      "its memory", loc)
+                      "its memory", loc, array=array)
     for use in du.uses.get(array, ()):
         if use.label in loop_blocks or use.label in after:
             continue
@@ -331,7 +339,8 @@ def _fresh_and_unaliased(func_ir, du, facts, array, loop_blocks, after) -> Misse
             continue
         return Missed("WrittenArrayMayAlias", f"'{array}' is used at line "
                       f"{use.stmt.loc.line} before the loops finish, so it may be "
-                      "aliased or observed", use.stmt.loc)
+                      "aliased or observed", use.stmt.loc, array=array,
+                      line=use.stmt.loc.line)
     return None
 
 
@@ -342,7 +351,8 @@ def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | 
     comes first) nor prints (stock numba prints all of it before the
     exception)."""
     why = Missed("InterveningCode", f"the statement at line {stmt.loc.line} between "
-                 "the loops cannot move ahead of the first loop", stmt.loc)
+                 "the loops cannot move ahead of the first loop", stmt.loc,
+                 line=stmt.loc.line)
     if not isinstance(stmt, ir.Assign):
         return why
     value = stmt.value
@@ -362,9 +372,10 @@ def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | 
     if raises is not None and (e1.may_raise or e1.visible):
         first = (f"may raise ({e1.raises[0]}, line {e1.raises[1].line})" if e1.may_raise
                  else f"{e1.visible[0]} (line {e1.visible[1].line})")
-        return Missed("InterveningCode", f"the statement at line {stmt.loc.line} between "
-                      f"the loops may raise ({raises}) and the first loop {first}: it "
-                      "cannot move ahead of the first loop", stmt.loc)
+        return Missed("InterveningCodeMayRaise", f"the statement at line {stmt.loc.line} "
+                      f"between the loops may raise ({raises}) and the first loop "
+                      f"{first}: it cannot move ahead of the first loop", stmt.loc,
+                      line=stmt.loc.line, raises=raises)
     used = ({value.name} if isinstance(value, ir.Var) else
             {v.name for v in value.list_vars()} if isinstance(value, ir.Expr)
             else set())
