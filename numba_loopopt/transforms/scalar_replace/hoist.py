@@ -1,15 +1,18 @@
-"""Reads of 0-d array arguments, made once at entry.
+"""Reads of 0-d array arguments, made once before the loops reading them.
 
 PyTensor passes a scan its number of steps as a 0-d array, and the loop
 tests ``i < n_steps`` on every iteration: an array expression while-to-range
 cannot count.  When a 0-d argument is only ever read (element reads,
 ``.item()``, truth value, comparisons with a number of its kind) its element
-can be read once, at entry, if nothing the function does can change it.
+can be read once, before the loop, if nothing the loop does can change it.
 Nothing the function allocates can overlap an argument, and constant arrays
-cannot be written; so only the other array arguments can: when there are
-some, the function is compiled twice, and a check at entry that the 0-d
-argument shares no byte with any of them picks the copy reading it once
-(they overlap: the original runs).  Arguments of other kinds (tuples, lists,
+cannot be written; so only the other array arguments can.  With none, the
+element is read at the function's entry.  With some, each loop reading the
+argument is copied together with the tests on its way in (a rotated while
+loop tests its condition before the loop too), and a check before them that
+the 0-d argument shares no byte with any other array argument picks the copy
+reading it once (they overlap: the original runs).  Only the loop is copied,
+not the function: compile time stays.  Arguments of other kinds (tuples, lists,
 records, objects) could hold arrays: the pass leaves such functions alone.
 """
 
@@ -22,11 +25,26 @@ from numba.core import ir, ir_utils, types
 
 from ... import irbuild, runtime
 from ...analysis.defuse import DefUse
+from ...analysis.tests import entry_guards
 from ...analysis.zero_dim import COMPARE, COPY, ITEM, LOAD, STORED, TRUTH, classify, constant_value
 from ...remarks import Missed
 
 _SAFE_SCALARS = (types.Number, types.Boolean, types.NoneType, types.Omitted,
                  types.NPDatetime, types.NPTimedelta)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A loop that reads a hoisted argument, and its way in.
+
+    ``start`` is the block where the way in begins: its statements from
+    ``split`` on (the first entry test's computation) and the blocks of
+    ``labels`` are copied; the copy reads the arguments once."""
+
+    start: int
+    split: int
+    labels: frozenset[int]
+    """The loop's blocks and the entry-test blocks after ``start``."""
 
 
 @dataclass(frozen=True)
@@ -38,14 +56,18 @@ class HoistPlan:
     loc: ir.Loc
     copies: tuple[tuple[str, str], ...] = ()
     """``(copy, argument)``: names only ever assigned the argument."""
+    regions: tuple[Region, ...] = ()
+    """With ``others``: the loops (with the tests on the way into them) that
+    are versioned; without, the reads are made once at the function's entry."""
 
     def describe(self) -> str:
         shown = ", ".join(f"'{n}'" for n in self.names)
-        text = f"0-d argument {shown} read once at entry"
-        if self.others:
-            text += (" (the function is versioned on it not overlapping "
-                     f"{', '.join(repr(o) for o in self.others)} in memory)")
-        return text
+        if not self.others:
+            return f"0-d argument {shown} read once at entry"
+        return (f"0-d argument {shown} read once before the loop (the loop, with "
+                "the tests on its way in, is versioned on the argument not "
+                f"overlapping {', '.join(repr(o) for o in self.others)} in memory; "
+                "the original loop keeps reading it)")
 
 
 def _arguments(func_ir: ir.FunctionIR) -> dict[str, int]:
@@ -149,7 +171,46 @@ def match(func_ir: ir.FunctionIR, du: DefUse, forest, facts, argtypes) -> HoistP
             return Missed("OpaqueArgument", f"argument '{name}' of type {ty} might hold "
                           "an array that overlaps the 0-d argument", loc,
                           argument=name, type=str(ty))
-    return HoistPlan(tuple(names), tuple(others), loc, tuple(copies))
+    regions: list[Region] = []
+    if others:
+        family = set(names) | {c for c, _ in copies}
+        used_in = {site.label for n in family for site in du.uses.get(n, ())}
+        taken: set[int] = set()
+        for loop in forest.loops:
+            if any(loop.body < other.body for other in forest.loops):
+                continue  # an inner loop: its outermost loop is versioned
+            if not (loop.body & used_in):
+                continue
+            region = _region(forest, loop, du)
+            if isinstance(region, Missed):
+                return region
+            if (region.labels | {region.start}) & taken:
+                return Missed("RegionsOverlap", "two loops reading the 0-d argument "
+                              "share their way in", loc)
+            taken |= region.labels | {region.start}
+            regions.append(region)
+    return HoistPlan(tuple(names), tuple(others), loc, tuple(copies), tuple(regions))
+
+
+def _region(forest, loop, du: DefUse) -> Region | Missed:
+    """The loop and the chain of tests on its single way in."""
+    blocks = forest.blocks
+    if len(loop.entries) != 1:
+        return Missed("LoopEntries", "the loop reading the 0-d argument is entered "
+                      "from several places", blocks[loop.header].loc)
+    guards = entry_guards(forest, loop, du)
+    (entry,) = loop.entries
+    if not guards:
+        # No test on the way in (a for loop): version the entry edge.
+        block = blocks[entry]
+        return Region(entry, len(block.body) - 1, frozenset(loop.body))
+    first = guards[-1].test
+    chain, cur = [], entry
+    while cur != first.label:
+        chain.append(cur)
+        (cur,) = forest.predecessors(cur)
+    split = min(first.slice) if first.slice else len(blocks[first.label].body) - 1
+    return Region(first.label, split, frozenset(loop.body) | frozenset(chain))
 
 
 def _replace_reads(func_ir, blocks: dict[int, ir.Block], hoisted: dict[str, ir.Var],
@@ -202,6 +263,78 @@ def _replace_reads(func_ir, blocks: dict[int, ir.Block], hoisted: dict[str, ir.V
 
 
 def rewrite(func_ir: ir.FunctionIR, plan: HoistPlan) -> None:
+    if plan.others:
+        for region in plan.regions:
+            _version_region(func_ir, plan, region)
+        return
+    _read_at_entry(func_ir, plan)
+
+
+def _check(scope, loc, plan: HoistPlan) -> tuple[list[ir.Stmt], ir.Var]:
+    """``disjoint(n, o)`` for each hoisted ``n`` and other array ``o``, and'ed."""
+    body: list[ir.Stmt] = []
+    g = irbuild.fresh(scope, "g_disjoint", loc)
+    body.append(ir.Assign(ir.Global("disjoint", runtime.disjoint, loc), g, loc))
+    ok = None
+    for n in plan.names:
+        for o in plan.others:
+            d = irbuild.fresh(scope, "disjoint", loc)
+            body.append(ir.Assign(ir.Expr.call(g, [ir.Var(scope, n, loc),
+                                                   ir.Var(scope, o, loc)], (), loc), d, loc))
+            if ok is None:
+                ok = d
+            else:
+                both = irbuild.fresh(scope, "disjoint_all", loc)
+                body.append(ir.Assign(ir.Expr.binop(operator.and_, ok, d, loc), both, loc))
+                ok = both
+    return body, ok
+
+
+def _reads(scope, loc, hoisted: dict[str, ir.Var]) -> list[ir.Stmt]:
+    reads = []
+    for n, var in hoisted.items():
+        idx = irbuild.fresh(scope, "empty_tuple", loc)
+        reads.append(ir.Assign(ir.Expr.build_tuple([], loc), idx, loc))
+        reads.append(ir.Assign(ir.Expr.static_getitem(ir.Var(scope, n, loc), (), idx, loc),
+                               var, loc))
+    return reads
+
+
+def _version_region(func_ir: ir.FunctionIR, plan: HoistPlan, region: Region) -> None:
+    """Copy the region; a check on its way in picks the copy reading the
+    arguments once.  Names assigned in the region keep them in the copy
+    (code after the loop reads them, whichever copy ran), but for
+    temporaries used only inside it, renamed so that each keeps one
+    definition (later passes expect that of temporaries)."""
+    blocks = func_ir.blocks
+    start_block = blocks[region.start]
+    scope, loc = start_block.scope, start_block.loc
+    tail = irbuild.new_label(blocks)
+    blocks[tail] = irbuild.with_body(start_block, start_block.body[region.split:])
+    labels = region.labels | {tail}
+    du = DefUse(blocks)
+    mapping, copies = irbuild.copy_region(blocks, labels)
+    hoisted = {n: scope.redefine(f"$loopopt_hoisted_{n}", loc) for n in plan.names}
+    _replace_reads(func_ir, copies, hoisted, dict(plan.copies))
+    local = {s.target.name for label in labels for s in blocks[label].body
+             if isinstance(s, ir.Assign) and s.target.name.startswith("$")
+             and all(site.label in labels for site in du.uses.get(s.target.name, ()))}
+    ir_utils.replace_var_names(copies, {n: scope.redefine(n, loc).name for n in sorted(local)})
+    check, ok = _check(scope, loc, plan)
+    fast = irbuild.new_label({**blocks, **copies})
+    check_label = fast + 1
+    ir_utils._the_max_label.update(check_label)
+    blocks.update(copies)
+    blocks[fast] = irbuild.with_body(start_block, _reads(scope, loc, hoisted)
+                                     + [ir.Jump(mapping[tail], loc)])
+    blocks[check_label] = irbuild.with_body(start_block,
+                                            check + [ir.Branch(ok, fast, tail, loc)])
+    blocks[region.start] = irbuild.with_body(
+        start_block, start_block.body[:region.split] + [ir.Jump(check_label, loc)])
+
+
+def _read_at_entry(func_ir: ir.FunctionIR, plan: HoistPlan) -> None:
+    """No other array argument: the reads move to the function's entry."""
     blocks = func_ir.blocks
     entry_label = min(blocks)
     entry = blocks[entry_label]
@@ -210,52 +343,12 @@ def rewrite(func_ir: ir.FunctionIR, plan: HoistPlan) -> None:
     while n_args < len(entry.body) and isinstance(entry.body[n_args], ir.Assign) \
             and isinstance(entry.body[n_args].value, ir.Arg):
         n_args += 1
-    # The entry's own statements move to a block of their own: the function
-    # below the arguments, which the versioning copies.
-    start = irbuild.new_label(blocks)
-    blocks[start] = irbuild.with_body(entry, entry.body[n_args:])
-    body_labels = [label for label in blocks if label != entry_label]
-    if plan.others:
-        mapping, copies = irbuild.copy_region(blocks, body_labels)
-        fast_start = mapping[start]
-    else:
-        copies, fast_start = {label: blocks[label] for label in body_labels}, start
     hoisted = {n: scope.redefine(f"$loopopt_hoisted_{n}", loc) for n in plan.names}
-    _replace_reads(func_ir, copies, hoisted, dict(plan.copies))
-    if plan.others:
-        # The two copies never meet again (each returns on its own): the
-        # copy's names are renamed, so that each name keeps one definition
-        # per copy, as the analyses of later passes expect of temporaries.
-        defined = {s.target.name for b in copies.values() for s in b.body
-                   if isinstance(s, ir.Assign)}
-        renames = {n: scope.redefine(n, loc).name for n in sorted(defined)}
-        ir_utils.replace_var_names(copies, renames)
-    reads = []
-    for n, var in hoisted.items():
-        idx = irbuild.fresh(scope, "empty_tuple", loc)
-        reads.append(ir.Assign(ir.Expr.build_tuple([], loc), idx, loc))
-        reads.append(ir.Assign(ir.Expr.static_getitem(ir.Var(scope, n, loc), (), idx, loc),
-                               var, loc))
-    fast = copies[fast_start]
-    copies[fast_start] = irbuild.with_body(fast, reads + list(fast.body))
-    blocks.update(copies)
-    head = list(entry.body[:n_args])
-    if plan.others:
-        g = irbuild.fresh(scope, "g_disjoint", loc)
-        head.append(ir.Assign(ir.Global("disjoint", runtime.disjoint, loc), g, loc))
-        ok = None
-        for n in plan.names:
-            for o in plan.others:
-                d = irbuild.fresh(scope, "disjoint", loc)
-                head.append(ir.Assign(ir.Expr.call(g, [ir.Var(scope, n, loc),
-                                                       ir.Var(scope, o, loc)], (), loc), d, loc))
-                if ok is None:
-                    ok = d
-                else:
-                    both = irbuild.fresh(scope, "disjoint_all", loc)
-                    head.append(ir.Assign(ir.Expr.binop(operator.and_, ok, d, loc), both, loc))
-                    ok = both
-        head.append(ir.Branch(ok, fast_start, start, loc))
-    else:
-        head.append(ir.Jump(start, loc))
-    blocks[entry_label] = irbuild.with_body(entry, head)
+    rest = irbuild.with_body(entry, entry.body[n_args:])
+    body = {label: (rest if label == entry_label else block)
+            for label, block in blocks.items()}
+    _replace_reads(func_ir, body, hoisted, dict(plan.copies))
+    blocks.update({label: block for label, block in body.items() if label != entry_label})
+    blocks[entry_label] = irbuild.with_body(
+        entry, list(entry.body[:n_args]) + _reads(scope, loc, hoisted)
+        + list(body[entry_label].body))
