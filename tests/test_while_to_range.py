@@ -463,7 +463,7 @@ REFUSED = [
      (np.zeros(12), 10, np.array(False)), "FlagMayAlias", "argument"),
     (bound_reassigned, (F64, I64), (np.zeros(12), 10), "BoundChanges",
      "'n' is reassigned"),
-    (scalar_flag_reassigned, (F64, I64), (np.zeros(12), 10), "FlagChanges",
+    (scalar_flag_reassigned, (F64, I64), (np.zeros(12), 10), "FlagReassigned",
      "'stop' in the loop test 'stop' is reassigned"),
     (float_counter, (F64, I64), (np.zeros(12), 10), "CounterNotInteger", "float64"),
     (float_bound, (F64, types.float64), (np.zeros(12), 9.5), "BoundNotInteger", "float64"),

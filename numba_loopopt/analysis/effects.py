@@ -50,8 +50,9 @@ def read_only_array(func_ir: ir.FunctionIR, du: DefUse, name: str,
     defs = du.defs.get(name, ())
     if len(defs) != 1:
         where = ", ".join(str(_line(s)) for s in defs)
-        return Missed("FlagChanges", f"'{name}' is assigned {len(defs)} times "
-                      f"(lines {where})", defs[-1].stmt.loc if defs else None)
+        return Missed("FlagReassigned", f"'{name}' is assigned {len(defs)} times "
+                      f"(lines {where})", defs[-1].stmt.loc if defs else None, name=name,
+                      assignments=len(defs))
     definition = defs[0].stmt
     if isinstance(definition.value, ir.Arg):
         return Missed("FlagMayAlias",
@@ -78,7 +79,7 @@ def read_only_array(func_ir: ir.FunctionIR, du: DefUse, name: str,
     for site in du.uses.get(name, ()):
         why = _use_changes_array(du, name, site, typemap)
         if why is not None:
-            return Missed("FlagChanges", why, site.stmt.loc)
+            return Missed("FlagChanges", why, site.stmt.loc, name=name)
     du.memo[key] = (typemap, du.additions)
     return None
 

@@ -195,7 +195,7 @@ def check_invariant(func_ir: ir.FunctionIR, test: Test, loop: Loop, du: DefUse,
     for name in test.names():
         sites = du.defs_in(name, loop.body)
         if sites:
-            return Missed("FlagChanges", f"'{name}' in the loop test "
+            return Missed("FlagReassigned", f"'{name}' in the loop test "
                           f"'{test.describe()}' is reassigned at line "
                           f"{_lines(sites)}", sites[0].stmt.loc, name=name,
                           test=test.describe())
