@@ -289,6 +289,11 @@ def counted_from(n, k):
     (np.array(3, np.uint8), np.uint64(0)),
     (np.array(250, np.uint8), np.uint8(245)),
     (np.array(3.5, np.float32), 1.25),
+    (np.array(3, np.int8), 250),                        # int8 bound, large counter
+    (np.array(3, np.int8), -300),
+    (np.array(0.1, np.float32), 0.1),                   # float32 bound, float64 counter
+    (np.array(0.1, np.float32), 0.1 - 1),
+    (np.array(3e38, np.float32), 1e39),
 ])
 def test_comparisons_of_a_0d_bound_of_mixed_kinds(n, k):
     run_both(counted_from, n, k)
@@ -340,6 +345,23 @@ def test_a_bound_written_by_an_inlined_callee_is_not_hoisted():
     opt = run_both(bumped_bound, np.array(5))
     assert "ReadHoisted" not in remark_keys(opt, "passed")
     assert missed(opt, "ArgumentNotOnlyRead")
+
+
+def counted_down(n, k):
+    c = 0
+    i = k
+    while n > i:
+        i += 1
+        c += 1
+        if c > 5:
+            break
+    return c
+
+
+@pytest.mark.parametrize("n, k", [(np.array(3, np.int8), 250), (np.array(0.1, np.float32), 0.1),
+                                  (np.array(0.1, np.float32), -0.9)])
+def test_a_0d_bound_on_the_left_of_the_comparison(n, k):
+    run_both(counted_down, n, k)
 
 
 def test_a_comparison_of_mixed_kinds_is_refused_with_a_reason():
@@ -536,8 +558,31 @@ def ones_and_zeros():
     return a[()], b[()], c[()], d.item()
 
 
+def int_from_literal(x):
+    a = np.array(0)
+    a[()] = x
+    b = np.empty(())
+    b[()] = a[()] * 3
+    return a[()], b[()]
+
+
+def countdown(n):
+    a = np.array(n)
+    i = 0
+    while i < a[()]:
+        a[()] -= 1
+        i += 1
+    return i, a.item()
+
+
 def test_np_empty_written_first_and_filled_allocations():
     run_both(empty_written_first, 5)
+    run_both(empty_written_first, 0)
+    run_both(alias_loop, 0)
+    run_both(int_from_literal, 2.7)
+    run_both(int_from_literal, -2**63)
+    run_both(countdown, 9)
+    run_both(countdown, -1)
     run_both(ones_and_zeros)
 
 
@@ -839,7 +884,7 @@ def stale_tuple_of_0d(n):
     "items each have one definition; but t = (a, ...) is built once (i == 0) "
     "inside the loop and read on later iterations, when a has been "
     "reassigned: the forwarded copy reads the current a (stock 2.0, "
-    "optimised 62.0)"))
+    "optimised 62.0; with a 0-d item, stock 4.0, optimised 64.0)"))
 @pytest.mark.parametrize("which", ["0-d argument", "0-d allocation", "0-d item"])
 def test_a_tuple_built_in_an_earlier_iteration_keeps_its_items(which):
     if which == "0-d argument":
