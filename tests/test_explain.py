@@ -92,16 +92,17 @@ def test_remarks_then_the_diff_of_the_pass_that_changed(kernels, capsys):
     lines = out.splitlines()
     assert lines[0] == "== total(array(float64, 1d, A), int64) =="
     assert lines[1] == "remarks:"
-    assert "kernels.py:11: [while-to-range] Rewritten: while loop is counted" in lines[2]
+    assert "kernels.py:8: [scalar-replace] ScalarReplaced: 0-d array 'done'" in lines[2]
+    assert "kernels.py:11: [while-to-range] Rewritten: while loop is counted" in lines[3]
     assert "[fuse-loops] no change" in lines
     assert "[inline] no change" in lines
     start = lines.index("[while-to-range] changed the IR:")
     assert lines[start + 1:start + 3] == ["--- before loopopt_while_to_range",
                                           "+++ after loopopt_while_to_range"]
     diff = lines[start + 3:]
-    # The flag's test leaves the loop: its read is removed, a jump replaces the branch.
-    assert any(line.startswith("-") and "getattr(value=done, attr=item)" in line
-               for line in diff)
+    # The flag's test leaves the loop: its read (of the scalar that
+    # scalar-replace made of the 0-d flag) is removed, a jump replaces the branch.
+    assert any(line.startswith("-") and "= $0d.done" in line for line in diff)
     assert any(line.startswith("+") and " jump " in line for line in diff)
 
 
@@ -131,7 +132,7 @@ def test_full_prints_both_dumps(kernels, capsys):
     assert "[while-to-range] changed the IR; before loopopt_while_to_range:" in out
     before, after = out.split("[while-to-range] after loopopt_while_to_range:")
     assert "label 0:" in before and "label 0:" in after
-    assert "attr=item" in before.split("before loopopt_while_to_range:")[1]
+    assert "= $0d.done" in before.split("before loopopt_while_to_range:")[1]
     assert "---" not in out and "+++" not in out
 
 
@@ -238,7 +239,7 @@ ERRORS = [
     (["kernels.py:1st", "int64"], "'1st' is not a function name (give FILE.py:FUNC)"),
     (["kernels.py:total", "float64[:]", "int64", "--pass", "nope"],
      "no pass named 'nope' in the pipeline; the loopopt passes are inline, "
-     "while-to-range, fuse-loops, fuse-reduce"),
+     "scalar-replace, while-to-range, fuse-loops, fuse-reduce"),
 ]
 
 
@@ -310,7 +311,7 @@ def test_a_50_mb_global_is_elided_in_explain(tmp_path, monkeypatch, capsys):
     assert (status, err) == (0, "")
     assert "[while-to-range] Rewritten" in out
     elided = "global(TABLE: <elided ndarray float64 shape=(6250000,) 50000000 bytes>)"
-    assert out.count(elided) == 2          # before and after the pass
+    assert out.count(elided) == 4          # before and after each of the two passes
     assert "raise <class 'ValueError'>(<elided str of 10000 items>)" in out
     assert "xxxxxxxxxx" not in out
     assert len(out) < 20_000

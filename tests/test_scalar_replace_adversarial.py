@@ -879,12 +879,8 @@ def stale_tuple_of_0d(n):
     return s
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tuples.forward replaces 'p, q = t' by copies of t's items when t and the "
-    "items each have one definition; but t = (a, ...) is built once (i == 0) "
-    "inside the loop and read on later iterations, when a has been "
-    "reassigned: the forwarded copy reads the current a (stock 2.0, "
-    "optimised 62.0; with a 0-d item, stock 4.0, optimised 64.0)"))
+# Found by this file: tuples.forward once forwarded a tuple built in an
+# earlier iteration (the items reassigned since); now only within a block.
 @pytest.mark.parametrize("which", ["0-d argument", "0-d allocation", "0-d item"])
 def test_a_tuple_built_in_an_earlier_iteration_keeps_its_items(which):
     if which == "0-d argument":

@@ -29,42 +29,45 @@ def _single_def(du: DefUse, var: ir.Var, copies: int = 8):
     return value
 
 
-def _tuple_item(du: DefUse, expr) -> ir.Var | None:
-    """The item ``static_getitem(exhaust_iter(build_tuple(items)), k)`` or
-    ``static_getitem(build_tuple(items), k)`` reads."""
-    if not (isinstance(expr, ir.Expr) and expr.op == "static_getitem"
-            and isinstance(expr.index, int)):
-        return None
-    source = _single_def(du, expr.value)
-    if isinstance(source, ir.Expr) and source.op == "exhaust_iter":
-        inner = _single_def(du, source.value)
-        if not (isinstance(inner, ir.Expr) and inner.op == "build_tuple"
-                and len(inner.items) == source.count):
-            return None
-        source = inner
-    if isinstance(source, ir.Expr) and source.op == "build_tuple" \
-            and 0 <= expr.index < len(source.items):
-        item = source.items[expr.index]
-        # The item must not be reassigned between the tuple and the read:
-        # before SSA a name may be; require a single definition.
-        if len(du.defs.get(item.name, ())) == 1:
-            return item
-    return None
-
-
 def forward(func_ir: ir.FunctionIR) -> int:
-    """Replace reads of tuple items by copies; returns how many."""
-    du = DefUse(func_ir.blocks)
+    """Replace reads of tuple items by copies; returns how many.
+
+    Only within one block, in order: a read of a tuple built earlier in the
+    block (directly, through copies of it, or through ``exhaust_iter``)
+    becomes a copy of the item, if nothing in between assigned the item.  (A
+    tuple built in an earlier iteration of a loop holds the values its items
+    had then: the names may have changed since.)"""
     count = 0
     for label, block in list(func_ir.blocks.items()):
+        tuples: dict[str, list[ir.Var]] = {}   # name -> items, valid here
         body, changed = [], False
         for stmt in block.body:
             if isinstance(stmt, ir.Assign):
-                item = _tuple_item(du, stmt.value)
-                if item is not None:
+                value = stmt.value
+                item = None
+                if isinstance(value, ir.Expr) and value.op == "static_getitem" \
+                        and isinstance(value.index, int) and value.value.name in tuples:
+                    items = tuples[value.value.name]
+                    if 0 <= value.index < len(items):
+                        item = items[value.index]
+                target = stmt.target.name
+                # The assignment invalidates every tuple holding the target,
+                # and the target's own entry.
+                tuples = {n: items for n, items in tuples.items()
+                          if n != target and all(v.name != target for v in items)}
+                if item is not None and item.name != target:
                     stmt = ir.Assign(item, stmt.target, stmt.loc)
                     changed = True
                     count += 1
+                elif isinstance(value, ir.Expr) and value.op == "build_tuple":
+                    if all(v.name != target for v in value.items):
+                        tuples[target] = list(value.items)
+                elif isinstance(value, ir.Expr) and value.op == "exhaust_iter" \
+                        and value.value.name in tuples \
+                        and len(tuples[value.value.name]) == value.count:
+                    tuples[target] = tuples[value.value.name]
+                elif isinstance(value, ir.Var) and value.name in tuples:
+                    tuples[target] = tuples[value.name]
             body.append(stmt)
         if changed:
             func_ir.blocks[label] = irbuild.with_body(block, body)
