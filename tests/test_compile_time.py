@@ -133,7 +133,8 @@ def blocks_of(kernel):
     orig = w2r.WhileToRange.transform
     try:
         w2r.WhileToRange.transform = Grab.transform
-        lo.jit(kernel).compile((F8, types.int64))
+        # Without scalar-replace, which would turn the 0-d flags into scalars.
+        lo.jit(kernel, options={"scalar_replace": False}).compile((F8, types.int64))
     finally:
         w2r.WhileToRange.transform = orig
     return seen["ir"]

@@ -12,9 +12,10 @@ from numba.core import ir
 import numba_loopopt as lo
 from numba_loopopt.transforms.fuse_loops import FuseLoops
 from numba_loopopt.transforms.inline import InlineCalls
+from numba_loopopt.transforms.scalar_replace import ScalarReplace
 from numba_loopopt.transforms.while_to_range import WhileToRange
 
-PASSES = [InlineCalls, WhileToRange, FuseLoops]
+PASSES = [InlineCalls, ScalarReplace, WhileToRange, FuseLoops]
 
 
 @njit
