@@ -50,6 +50,12 @@ def test_versioned_copy_drops_the_modulo():
         CHECK:      [[M1:\$binop_mod[\w.]+]] = [[ADD:\$binop_add[\w.]+]]{{$}}
         CHECK-NEXT: buf[[[M1]]] =
         CHECK:      label [[ORIG]]:
+        CHECK:      = L == $loopopt_const
+        CHECK:      branch {{.*}}, [[UNIT:\d+]], [[HEAD:\d+]]
+        CHECK:      label [[UNIT]]:
+        CHECK-NEXT: {{\$binop_mod[\w.]+}} = const(int, 0)
+        CHECK:      {{\$binop_mod[\w.]+}} = const(int, 0)
+        CHECK:      label [[HEAD]]:
         CHECK-NEXT: = i % L
         CHECK:      = [[ADD]] % L
     """)
@@ -60,6 +66,7 @@ def test_versioned_remark_states_the_check():
     (remark,) = [r for r in lo.remarks(disp, disp.signatures[0]) if r.key == "Versioned"]
     assert "(i + 1) % L, i % L cannot wrap when i >= 0 and L > 0 and n <= L - 1" \
         in remark.message
+    assert "else, when L == 1, a copy where each modulo is 0" in remark.message
 
 
 @pytest.mark.parametrize("n,L", [

@@ -55,6 +55,10 @@ class Plan:
     uses: tuple[ModuloUse, ...]
     conditions: tuple[tuple[Operand, object, Operand, int], ...]
     """Each ``(a, op, b, c)`` reads ``a op (b - c)`` (``b`` may be None: ``a op -c``)."""
+    unit_moduli: tuple[Operand, ...] = ()
+    """The moduli: when the first check fails and each is 1 (a circular
+    buffer of one element: PyTensor keeps only a scan's last state so), a
+    second copy runs in which every ``x % L`` is 0."""
 
     def describe(self) -> str:
         shown = sorted({f"({self.counter} {'+' if u.offset > 0 else '-'} "
@@ -62,8 +66,12 @@ class Plan:
                         if u.offset else f"{self.counter} % {u.modulus}"
                         for u in self.uses})
         checks = " and ".join(_show(c) for c in self.conditions)
-        return (f"{', '.join(shown)} cannot wrap when {checks}: the loop runs a "
-                "copy without the modulo then, and the original otherwise")
+        text = (f"{', '.join(shown)} cannot wrap when {checks}: the loop runs a "
+                "copy without the modulo then")
+        if self.unit_moduli:
+            units = " and ".join(f"{m} == 1" for m in self.unit_moduli)
+            text += f"; else, when {units}, a copy where each modulo is 0"
+        return text + "; and the original otherwise"
 
 
 def _show(cond) -> str:
@@ -200,7 +208,9 @@ def plan(blocks, loop: Loop, counter, du: DefUse, facts,
             if modulus.name is not None:
                 conditions.append((modulus, operator.gt, None, 0))
             conditions.append((start, operator.le, modulus, k + 1))
-    return Plan(iv, tuple(uses), tuple(conditions))
+    moduli = tuple(dict.fromkeys(u.modulus for u in uses))
+    unit = moduli if all(m.name is not None for m in moduli) else ()
+    return Plan(iv, tuple(uses), tuple(conditions), unit)
 
 
 def _operand_var(scope, operand: Operand, loc, out: list) -> ir.Var:
@@ -245,6 +255,36 @@ def apply(func_ir: ir.FunctionIR, loop: Loop, counter, plan: Plan) -> set[int]:
                    else mapping[loop.header])
         body += irbuild.branch_on(scope, pred, on_true, loop.header, loc)
         blocks[check_labels[n]] = irbuild.with_body(header, body)
+
+    if plan.unit_moduli:
+        # x % 1 == 0 for every integer x: a second copy without the modulo,
+        # taken when the first check fails and every modulus is 1.
+        unit_map, unit_copies = irbuild.copy_region(blocks, loop.body)
+        for label in loop.body:
+            original, copy = blocks[label].body, unit_copies[unit_map[label]].body
+            for index, stmt in enumerate(original):
+                if id(stmt) in replaced:
+                    copy[index] = ir.Assign(ir.Const(0, stmt.loc), copy[index].target,
+                                            stmt.loc)
+        blocks.update(unit_copies)
+        unit_labels = [irbuild.new_label(blocks) for _ in plan.unit_moduli]
+        for n, modulus in enumerate(plan.unit_moduli):
+            body = []
+            lhs = _operand_var(scope, modulus, loc, body)
+            one, one_stmt = irbuild.const(scope, 1, loc)
+            body.append(one_stmt)
+            pred, cmp = irbuild.binop(scope, operator.eq, lhs, one, loc)
+            body.append(cmp)
+            on_true = (unit_labels[n + 1] if n + 1 < len(unit_labels)
+                       else unit_map[loop.header])
+            body += irbuild.branch_on(scope, pred, on_true, loop.header, loc)
+            blocks[unit_labels[n]] = irbuild.with_body(header, body)
+        # The first check's failures go to the second.
+        for label in check_labels:
+            block = blocks[label]
+            term = irbuild.retarget(block.terminator, {loop.header: unit_labels[0]})
+            blocks[label] = irbuild.with_body(block, block.body[:-1] + [term])
+        copies.update(unit_copies)
 
     (entry,) = loop.entries
     entry_block = blocks[entry]
