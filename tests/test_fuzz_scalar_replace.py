@@ -51,7 +51,6 @@ import importlib.util
 import itertools
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections import Counter
@@ -75,12 +74,7 @@ CRASH_KEYS = {"InternalError", "StockFallback"}
 #: counted apart (``Stats.known``) so the campaign goes on looking for others.
 #: When the pass is fixed the xfail test passes (strict: it fails) -- then
 #: drop the entry here too.
-KNOWN_CRASHES = {
-    # A scalar-replaced 0-d local written in a loop of a function versioned for
-    # a 0-d argument read once: the rewritten IR fails typing.
-    "versioned-scalar-untyped": re.compile(
-        r"TypingError.*\n*Type of variable '[^']*' cannot be determined"),
-}
+KNOWN_CRASHES: dict = {}
 #: Remarks of a rewrite by this pass.
 DONE_KEYS = ("ScalarReplaced", "ReadHoisted")
 
@@ -549,11 +543,9 @@ def accumulator_read_versioned(x, n0):
     return s
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scalar-replace: a scalar-replaced 0-d local written in a while loop whose "
-    "bound is a 0-d argument read once (function versioned on disjoint(n0, x)) "
-    "fails typing ('Type of variable $0d.acc0.1 / s.2 cannot be determined'): "
-    "StockFallback, nothing is rewritten (results stay correct)"))
+# Found by this fuzzer: the versioned loop's copy renamed a scalar assigned
+# before the loop too (read undefined); now only names assigned and used in
+# the loop alone are renamed.
 @pytest.mark.parametrize("func", [dead_accumulator_versioned, accumulator_read_versioned])
 def test_scalar_local_in_versioned_function_compiles(func):
     disp = run_both(func, np.arange(3.0), np.array(3))

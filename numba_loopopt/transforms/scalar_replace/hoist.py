@@ -304,7 +304,7 @@ def _version_region(func_ir: ir.FunctionIR, plan: HoistPlan, region: Region) -> 
     """Copy the region; a check on its way in picks the copy reading the
     arguments once.  Names assigned in the region keep them in the copy
     (code after the loop reads them, whichever copy ran), but for
-    temporaries used only inside it, renamed so that each keeps one
+    temporaries assigned and used only inside it, renamed so that each keeps one
     definition (later passes expect that of temporaries)."""
     blocks = func_ir.blocks
     start_block = blocks[region.start]
@@ -318,7 +318,8 @@ def _version_region(func_ir: ir.FunctionIR, plan: HoistPlan, region: Region) -> 
     _replace_reads(func_ir, copies, hoisted, dict(plan.copies))
     local = {s.target.name for label in labels for s in blocks[label].body
              if isinstance(s, ir.Assign) and s.target.name.startswith("$")
-             and all(site.label in labels for site in du.uses.get(s.target.name, ()))}
+             and all(site.label in labels for site in du.uses.get(s.target.name, ()))
+             and all(site.label in labels for site in du.defs.get(s.target.name, ()))}
     ir_utils.replace_var_names(copies, {n: scope.redefine(n, loc).name for n in sorted(local)})
     check, ok = _check(scope, loc, plan)
     fast = irbuild.new_label({**blocks, **copies})
