@@ -241,7 +241,9 @@ def main(argv=None) -> int:
     parser.add_argument("--ref", help="the git tag or commit to test (default: "
                         "rel-<installed pytensor version>)")
     parser.add_argument("--jobs", "-j", type=int, default=None,
-                        help=f"pytest-xdist workers per run (default 1; {QUICK_JOBS} with --quick)")
+                        help=f"pytest-xdist workers per run (default 1; {QUICK_JOBS} with "
+                        "--quick); test_random.py needs 1 (its test ids hold object addresses, "
+                        "which differ between workers)")
     parser.add_argument("--max-params", type=int, default=None,
                         help="run at most the first N parametrizations of each test "
                         f"function (default: all; {QUICK_MAX_PARAMS} with --quick)")
