@@ -38,6 +38,20 @@ def demangle(text: str, unique_names: Iterable[str]) -> str:
     return pattern.sub("", text)
 
 
+#: Names the passes give the variables they create, and how remarks show them:
+#: scalar-replace's scalar standing for the 0-d array ``x`` is ``x``; the
+#: element of the 0-d argument ``n`` it reads once is ``n[()]``.
+_MADE_NAMES = [(re.compile(r"\$0d\.([A-Za-z_][\w]*)"), r"\1"),
+               (re.compile(r"\$loopopt_hoisted_([A-Za-z_]\w*)"), r"\1[()]")]
+
+
+def readable(text: str) -> str:
+    """``text`` with the passes' own variable names shown as the user's."""
+    for pattern, replacement in _MADE_NAMES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 class RemarkKind(enum.Enum):
     PASSED = "passed"
     MISSED = "missed"
@@ -113,11 +127,17 @@ class RemarkEmitter:
 
     def commit(self, metadata: dict) -> None:
         names = metadata.get(INLINED_NAMES)
-        if names:
-            self.pending = [dataclasses.replace(
-                r, message=demangle(r.message, names),
-                args=tuple((k, demangle(v, names) if isinstance(v, str) else v)
-                           for k, v in r.args)) for r in self.pending]
+
+        def show(value):
+            if isinstance(value, (list, tuple)):
+                return type(value)(show(v) for v in value)
+            if not isinstance(value, str):
+                return value
+            value = readable(value)
+            return demangle(value, names) if names else value
+        self.pending = [dataclasses.replace(
+            r, message=show(r.message), args=tuple((k, show(v)) for k, v in r.args))
+            for r in self.pending]
         metadata.setdefault(METADATA_KEY, []).extend(self.pending)
         self.pending = []
 

@@ -357,7 +357,7 @@ def calls_scan(buf, n):
 def test_later_passes_see_through_inlined_helpers():
     for n in (0, 3, 10):
         disp = run_both(calls_scan, np.zeros(12), n)
-    assert remark_keys(disp, "passed") == ["Inlined", "Rewritten"]
+    assert remark_keys(disp, "passed") == ["Inlined", "ScalarReplaced", "Rewritten"]
 
 
 def test_with_the_pass_off_numba_inlines_inline_always_as_usual():
@@ -432,9 +432,10 @@ def calls_scan_helper(buf, n):
 
 def test_remarks_about_inlined_code_use_the_callees_names():
     disp = run_both(calls_scan_helper, np.zeros(6), 4)
-    inlined, rewritten = lo.remarks(disp, disp.signatures[0])
+    inlined, replaced, rewritten = lo.remarks(disp, disp.signatures[0])
     assert inlined.key == "Inlined" and rewritten.key == "Rewritten"
-    assert "(i < n, step 1)" in rewritten.message and "'cond.item()'" in rewritten.message
+    assert replaced.key == "ScalarReplaced" and replaced.arguments["arrays"] == ["cond"]
+    assert "(i < n, step 1)" in rewritten.message and "'cond'" in rewritten.message
     assert dict(rewritten.args)["counter"] == "i"
     assert "_v" not in rewritten.message
 

@@ -158,3 +158,30 @@ def test_a_pytensor_scan_allocates_nothing_per_step(allocations):
     import numba_loopopt.pytensor as lpt
     keys = {r.key for name, r in lpt.remarks(opt) if name == "scan"}
     assert {"ScalarCall", "ScalarReplaced", "ReadHoisted", "Rewritten"} <= keys
+
+
+def bound_by_index(x, n0):
+    s = 0.0
+    i = 0
+    while i < n0[()]:
+        s += x[i]
+        i += 1
+    return s
+
+
+def bound_by_item(x, n0):
+    s = 0.0
+    i = 0
+    while i < n0.item():
+        s += x[i]
+        i += 1
+    return s
+
+
+@pytest.mark.parametrize("kernel", [bound_by_index, bound_by_item])
+def test_a_0d_bound_read_by_index_or_item_is_counted_too(kernel):
+    disp = run_both(kernel, np.arange(6.0), np.array(4))
+    texts = [str(r) for rs in lo.remarks(disp).values() for r in rs]
+    assert any("ReadHoisted" in t for t in texts)
+    assert any("AlreadyCounted: while loop is counted (i < n0[()], step 1)" in t
+               for t in texts), texts

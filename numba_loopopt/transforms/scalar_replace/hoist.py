@@ -18,6 +18,7 @@ records, objects) could hold arrays: the pass leaves such functions alone.
 
 from __future__ import annotations
 
+import copy
 import operator
 from dataclasses import dataclass
 
@@ -181,7 +182,7 @@ def match(func_ir: ir.FunctionIR, du: DefUse, forest, facts, argtypes) -> HoistP
                 continue  # an inner loop: its outermost loop is versioned
             if not (loop.body & used_in):
                 continue
-            region = _region(forest, loop, du)
+            region = _region(forest, loop, du, family)
             if isinstance(region, Missed):
                 return region
             if (region.labels | {region.start}) & taken:
@@ -192,8 +193,11 @@ def match(func_ir: ir.FunctionIR, du: DefUse, forest, facts, argtypes) -> HoistP
     return HoistPlan(tuple(names), tuple(others), loc, tuple(copies), tuple(regions))
 
 
-def _region(forest, loop, du: DefUse) -> Region | Missed:
-    """The loop and the chain of tests on its single way in."""
+def _region(forest, loop, du: DefUse, family: set[str]) -> Region | Missed:
+    """The loop and the chain of tests on its single way in.  The copied part
+    of the first test's block starts at the test's computation, or earlier,
+    at the first read of the argument (``n.item()`` reads it in two
+    statements before the test compares)."""
     blocks = forest.blocks
     if len(loop.entries) != 1:
         return Missed("LoopEntries", "the loop reading the 0-d argument is entered "
@@ -209,8 +213,22 @@ def _region(forest, loop, du: DefUse) -> Region | Missed:
     while cur != first.label:
         chain.append(cur)
         (cur,) = forest.predecessors(cur)
-    split = min(first.slice) if first.slice else len(blocks[first.label].body) - 1
+    body = blocks[first.label].body
+    split = min(first.slice) if first.slice else len(body) - 1
+    reads = [i for i, s in enumerate(body[:-1]) if _reads_any(s, family)]
+    if reads:
+        split = min(split, reads[0])
     return Region(first.label, split, frozenset(loop.body) | frozenset(chain))
+
+
+def _reads_any(stmt: ir.Stmt, names: set[str]) -> bool:
+    if isinstance(stmt, ir.Assign):
+        value = stmt.value
+        used = [value] if isinstance(value, ir.Var) else (
+            value.list_vars() if isinstance(value, ir.Expr) else [])
+    else:
+        used = stmt.list_vars()
+    return any(v.name in names for v in used)
 
 
 def _replace_reads(func_ir, blocks: dict[int, ir.Block], hoisted: dict[str, ir.Var],
@@ -260,6 +278,31 @@ def _replace_reads(func_ir, blocks: dict[int, ir.Block], hoisted: dict[str, ir.V
             left = [v.name for v in s.list_vars() if v.name in hoisted]
             if left:
                 raise AssertionError(f"hoisting left a read of {left} in {s}")
+    _forward_copies(blocks, {v.name for v in hoisted.values()})
+
+
+def _forward_copies(blocks: dict[int, ir.Block], values: set[str]) -> None:
+    """``$t = h; ... i < $t`` becomes ``i < h`` for a temporary ``$t`` assigned
+    once, from a hoisted value, and used in the same block: the loop's test
+    then compares with a name assigned before the loop (while-to-range counts
+    ``i < n[()]`` as it counts ``i < n``)."""
+    du = DefUse(blocks)
+    for label, block in list(blocks.items()):
+        renames = {}
+        for s in block.body:
+            if (isinstance(s, ir.Assign) and isinstance(s.value, ir.Var)
+                    and s.value.name in values and s.target.name.startswith("$")
+                    and len(du.defs.get(s.target.name, ())) == 1
+                    and all(u.label == label for u in du.uses.get(s.target.name, ()))):
+                renames[s.target.name] = s.value
+        if not renames:
+            continue
+        memo = {id(block.scope): block.scope}
+        body = [copy.deepcopy(s, memo) for s in block.body
+                if not (isinstance(s, ir.Assign) and s.target.name in renames)]
+        new = {label: irbuild.with_body(block, body)}
+        ir_utils.replace_var_names(new, {k: v.name for k, v in renames.items()})
+        blocks[label] = new[label]
 
 
 def rewrite(func_ir: ir.FunctionIR, plan: HoistPlan) -> None:
