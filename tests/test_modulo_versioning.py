@@ -50,13 +50,12 @@ def test_versioned_copy_drops_the_modulo():
         CHECK:      [[M1:\$binop_mod[\w.]+]] = [[ADD:\$binop_add[\w.]+]]{{$}}
         CHECK-NEXT: buf[[[M1]]] =
         CHECK:      label [[ORIG]]:
+        CHECK:      = i >= $loopopt_const
+        CHECK:      $loopopt_keep = L != $loopopt_const
         CHECK:      = L == $loopopt_const
-        CHECK:      branch {{.*}}, [[UNIT:\d+]], [[HEAD:\d+]]
-        CHECK:      label [[UNIT]]:
-        CHECK-NEXT: {{\$binop_mod[\w.]+}} = const(int, 0)
-        CHECK:      {{\$binop_mod[\w.]+}} = const(int, 0)
-        CHECK:      label [[HEAD]]:
-        CHECK-NEXT: = i % L
+        CHECK:      {{\$binop_mod[\w.]+}} = i * $loopopt_keep
+        CHECK:      {{\$binop_mod[\w.]+}} = {{\$binop_add[\w.]+}} * $loopopt_keep
+        CHECK:      $binop_mod{{[\w.]+}} = i % L
         CHECK:      = [[ADD]] % L
     """)
 
@@ -66,7 +65,8 @@ def test_versioned_remark_states_the_check():
     (remark,) = [r for r in lo.remarks(disp, disp.signatures[0]) if r.key == "Versioned"]
     assert "(i + 1) % L, i % L cannot wrap when i >= 0 and L > 0 and n <= L - 1" \
         in remark.message
-    assert "else, when L == 1, a copy where each modulo is 0" in remark.message
+    assert "else, when each of L is 1 or cannot wrap, a copy where a modulo by 1 is 0" \
+        in remark.message
 
 
 @pytest.mark.parametrize("n,L", [
@@ -255,3 +255,20 @@ def test_new_labels_never_collide_with_bytecode_offsets(monkeypatch):
         monkeypatch.setattr(ir_utils._the_max_label, "_value", last - 3)
         disp = run_both(negative_start, np.zeros(10), start, 6, 9, fresh=True)
     assert "Versioned" in remark_keys(disp, "passed")
+
+
+def two_buffers(a, b, n, La, Lb):
+    # Two scan states: one kept whole, one in a one-element buffer.
+    i = 0
+    while i < n:
+        a[(i + 1) % La] = a[i % La] + 1.0
+        b[(i + 1) % Lb] = b[i % Lb] * 0.5 + a[i % La]
+        i += 1
+    return i
+
+
+@pytest.mark.parametrize("La,Lb,n", [(1, 11, 10), (11, 1, 10), (1, 1, 10), (11, 11, 10),
+                                     (2, 11, 10), (1, 5, 10), (1, 11, 0), (1, -3, 4),
+                                     (1, 0, 3)])
+def test_buffers_of_one_element_beside_whole_ones_match_stock(La, Lb, n):
+    run_both(two_buffers, np.arange(12.0), np.arange(12.0), n, La, Lb)

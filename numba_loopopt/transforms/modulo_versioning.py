@@ -55,10 +55,19 @@ class Plan:
     uses: tuple[ModuloUse, ...]
     conditions: tuple[tuple[Operand, object, Operand, int], ...]
     """Each ``(a, op, b, c)`` reads ``a op (b - c)`` (``b`` may be None: ``a op -c``)."""
-    unit_moduli: tuple[Operand, ...] = ()
-    """The moduli: when the first check fails and each is 1 (a circular
-    buffer of one element: PyTensor keeps only a scan's last state so), a
-    second copy runs in which every ``x % L`` is 0."""
+    common: tuple = ()
+    """The conditions on the counter's range alone (a prefix of ``conditions``)."""
+    per_modulus: tuple = ()
+    """``(L, conditions)``: the rest of ``conditions``, by modulus.  When the
+    first check fails, a second copy runs if ``common`` holds and each ``L``
+    is 1 or meets its own conditions; in it ``x % L`` is ``x * (L != 1)``
+    (``x % 1`` is 0: PyTensor keeps only the last state of a scan whose
+    history is not used, in a one-element buffer).  Empty when a modulus is
+    a constant."""
+
+    @property
+    def unit_moduli(self) -> tuple:
+        return tuple(m for m, _ in self.per_modulus)
 
     def describe(self) -> str:
         shown = sorted({f"({self.counter} {'+' if u.offset > 0 else '-'} "
@@ -68,9 +77,10 @@ class Plan:
         checks = " and ".join(_show(c) for c in self.conditions)
         text = (f"{', '.join(shown)} cannot wrap when {checks}: the loop runs a "
                 "copy without the modulo then")
-        if self.unit_moduli:
-            units = " and ".join(f"{m} == 1" for m in self.unit_moduli)
-            text += f"; else, when {units}, a copy where each modulo is 0"
+        if self.per_modulus:
+            units = ", ".join(str(m) for m in self.unit_moduli)
+            text += (f"; else, when each of {units} is 1 or cannot wrap, a copy "
+                     "where a modulo by 1 is 0")
         return text + "; and the original otherwise"
 
 
@@ -187,6 +197,7 @@ def plan(blocks, loop: Loop, counter, du: DefUse, facts,
         k_max[u.modulus] = max(k_max.get(u.modulus, u.effective), u.effective)
     inclusive = counter.op in (operator.le, operator.ge)
     conditions = []
+    per_modulus = []
     if step > 0:
         # Before its update, i runs over [start, bound - 1] ([start, bound] if
         # inclusive); each use adds its effective offset.  The update itself
@@ -194,23 +205,29 @@ def plan(blocks, loop: Loop, counter, du: DefUse, facts,
         conditions.append((start, operator.ge, None, k_min))
         if step > 1 or inclusive:
             conditions.append((bound, operator.le, None, -(INT64_MAX - step + 1 - inclusive)))
+        common = len(conditions)
         for modulus, k in k_max.items():
+            own = [(bound, operator.le, modulus, k + inclusive)]
             if modulus.name is not None:
-                conditions.append((modulus, operator.gt, None, 0))
-            conditions.append((bound, operator.le, modulus, k + inclusive))
+                own.insert(0, (modulus, operator.gt, None, 0))
+            per_modulus.append((modulus, tuple(own)))
+            conditions += own
     else:
         # Before its update, i runs over [bound + 1, start] ([bound, start]),
         # and bound + 1 + step must not overflow below INT64_MIN.
         conditions.append((bound, operator.ge, None, k_min + 1 - inclusive))
         if step < -1 or inclusive:
             conditions.append((bound, operator.ge, None, -(INT64_MIN - 1 - step + inclusive)))
+        common = len(conditions)
         for modulus, k in k_max.items():
+            own = [(start, operator.le, modulus, k + 1)]
             if modulus.name is not None:
-                conditions.append((modulus, operator.gt, None, 0))
-            conditions.append((start, operator.le, modulus, k + 1))
-    moduli = tuple(dict.fromkeys(u.modulus for u in uses))
-    unit = moduli if all(m.name is not None for m in moduli) else ()
-    return Plan(iv, tuple(uses), tuple(conditions), unit)
+                own.insert(0, (modulus, operator.gt, None, 0))
+            per_modulus.append((modulus, tuple(own)))
+            conditions += own
+    mixed = (tuple(per_modulus) if all(m.name is not None for m, _ in per_modulus)
+             else ())
+    return Plan(iv, tuple(uses), tuple(conditions), tuple(conditions[:common]), mixed)
 
 
 def _operand_var(scope, operand: Operand, loc, out: list) -> ir.Var:
@@ -219,6 +236,22 @@ def _operand_var(scope, operand: Operand, loc, out: list) -> ir.Var:
     var, stmt = irbuild.const(scope, operand.const, loc)
     out.append(stmt)
     return var
+
+
+def _condition(scope, cond, loc, body: list) -> None:
+    """Statements computing ``a op (b - c)``; the last assigns the result."""
+    a, op, b, c = cond
+    lhs = _operand_var(scope, a, loc, body)
+    cvar, cstmt = irbuild.const(scope, -c if b is None else c, loc)
+    body.append(cstmt)
+    if b is None:
+        rhs = cvar
+    else:
+        rhs, sub = irbuild.binop(scope, operator.sub, _operand_var(scope, b, loc, body),
+                                 cvar, loc)
+        body.append(sub)
+    _, cmp = irbuild.binop(scope, op, lhs, rhs, loc)
+    body.append(cmp)
 
 
 def apply(func_ir: ir.FunctionIR, loop: Loop, counter, plan: Plan) -> set[int]:
@@ -238,53 +271,70 @@ def apply(func_ir: ir.FunctionIR, loop: Loop, counter, plan: Plan) -> set[int]:
     blocks.update(copies)
 
     check_labels = [irbuild.new_label(blocks) for _ in plan.conditions]
-    for n, (a, op, b, c) in enumerate(plan.conditions):
+    for n, cond in enumerate(plan.conditions):
         body: list[ir.Stmt] = []
-        lhs = _operand_var(scope, a, loc, body)
-        cvar, cstmt = irbuild.const(scope, -c if b is None else c, loc)
-        body.append(cstmt)
-        if b is None:
-            rhs = cvar
-        else:
-            rhs, sub = irbuild.binop(scope, operator.sub, _operand_var(scope, b, loc, body),
-                                     cvar, loc)
-            body.append(sub)
-        pred, cmp = irbuild.binop(scope, op, lhs, rhs, loc)
-        body.append(cmp)
+        _condition(scope, cond, loc, body)
+        pred = body[-1].target
         on_true = (check_labels[n + 1] if n + 1 < len(check_labels)
                    else mapping[loop.header])
         body += irbuild.branch_on(scope, pred, on_true, loop.header, loc)
         blocks[check_labels[n]] = irbuild.with_body(header, body)
 
-    if plan.unit_moduli:
-        # x % 1 == 0 for every integer x: a second copy without the modulo,
-        # taken when the first check fails and every modulus is 1.
-        unit_map, unit_copies = irbuild.copy_region(blocks, loop.body)
+    if plan.per_modulus:
+        # A second copy for moduli that are each 1 or cannot wrap:
+        # x % L is x * (L != 1) there (x % 1 == 0 for every integer x).
+        keep = {m: scope.redefine("$loopopt_keep", loc) for m in plan.unit_moduli}
+        mixed_map, mixed = irbuild.copy_region(blocks, loop.body)
+        by_stmt = {id(u.stmt): u for u in plan.uses}
         for label in loop.body:
-            original, copy = blocks[label].body, unit_copies[unit_map[label]].body
+            original, copy = blocks[label].body, mixed[mixed_map[label]].body
             for index, stmt in enumerate(original):
-                if id(stmt) in replaced:
-                    copy[index] = ir.Assign(ir.Const(0, stmt.loc), copy[index].target,
-                                            stmt.loc)
-        blocks.update(unit_copies)
-        unit_labels = [irbuild.new_label(blocks) for _ in plan.unit_moduli]
-        for n, modulus in enumerate(plan.unit_moduli):
-            body = []
-            lhs = _operand_var(scope, modulus, loc, body)
-            one, one_stmt = irbuild.const(scope, 1, loc)
-            body.append(one_stmt)
-            pred, cmp = irbuild.binop(scope, operator.eq, lhs, one, loc)
-            body.append(cmp)
-            on_true = (unit_labels[n + 1] if n + 1 < len(unit_labels)
-                       else unit_map[loop.header])
-            body += irbuild.branch_on(scope, pred, on_true, loop.header, loc)
-            blocks[unit_labels[n]] = irbuild.with_body(header, body)
+                use = by_stmt.get(id(stmt))
+                if use is not None:
+                    copy[index] = ir.Assign(
+                        ir.Expr.binop(operator.mul, copy[index].value.lhs, keep[use.modulus],
+                                      stmt.loc), copy[index].target, stmt.loc)
+        blocks.update(mixed)
+        # The chain: the common conditions, then per modulus "L == 1, or its
+        # own conditions"; any failure runs the original.
+        steps: list = [("cond", c) for c in plan.common]
+        for modulus, own in plan.per_modulus:
+            steps.append(("unit", modulus))
+            steps += [("cond", c) for c in own]
+            steps.append(("end", modulus))
+        labels = [irbuild.new_label(blocks) for _ in steps]
+        after_unit = {}
+        for n, (kind, _) in enumerate(steps):
+            if kind == "end":
+                after_unit[steps[n][1]] = n + 1
+        target_of = [labels[n + 1] if n + 1 < len(steps) else mixed_map[loop.header]
+                     for n in range(len(steps))]
+        for n, (kind, item) in enumerate(steps):
+            body: list[ir.Stmt] = []
+            if kind == "cond":
+                _condition(scope, item, loc, body)
+                pred = body[-1].target
+                body += irbuild.branch_on(scope, pred, target_of[n], loop.header, loc)
+            elif kind == "unit":
+                lhs = _operand_var(scope, item, loc, body)
+                one, one_stmt = irbuild.const(scope, 1, loc)
+                body.append(one_stmt)
+                body.append(ir.Assign(ir.Expr.binop(operator.ne, lhs, one, loc),
+                                      keep[item], loc))
+                pred, cmp = irbuild.binop(scope, operator.eq, lhs, one, loc)
+                body.append(cmp)
+                end = after_unit[item]
+                skip = labels[end] if end < len(steps) else mixed_map[loop.header]
+                body += irbuild.branch_on(scope, pred, skip, target_of[n], loc)
+            else:
+                body.append(ir.Jump(target_of[n], loc))
+            blocks[labels[n]] = irbuild.with_body(header, body)
         # The first check's failures go to the second.
         for label in check_labels:
             block = blocks[label]
-            term = irbuild.retarget(block.terminator, {loop.header: unit_labels[0]})
+            term = irbuild.retarget(block.terminator, {loop.header: labels[0]})
             blocks[label] = irbuild.with_body(block, block.body[:-1] + [term])
-        copies.update(unit_copies)
+        copies.update(mixed)
 
     (entry,) = loop.entries
     entry_block = blocks[entry]
