@@ -119,7 +119,8 @@ def test_unknown_kernel_is_an_error():
     with pytest.raises(SystemExit, match="unknown kernel 'nope'"):
         bench.resolve_kernels(["sum_expr", "nope"])
     assert [k.key for k in bench.resolve_kernels(["pytensor"])] == [
-        "pytensor_scan", "pytensor_ar1", "pytensor_sum"]
+        "pytensor_scan", "pytensor_ar1", "pytensor_walk", "pytensor_taps2", "pytensor_until",
+        "pytensor_sum"]
 
 
 def test_the_stock_line_is_not_hidden_under_the_parallel_line():

@@ -346,6 +346,15 @@ KERNELS: dict[str, Kernel] = {k.key: k for k in [
            None, None, scan_args, pytensor="scan"),
     Kernel("pytensor_ar1", "PyTensor NUMBA mode: AR(1) log-likelihood scan, n steps",
            None, None, scan_args, pytensor="ar1"),
+    Kernel("pytensor_walk", "PyTensor NUMBA mode: random walk over shocks scan, n steps",
+           None, None, scan_args, pytensor="walk"),
+    # GARCH(1,1) is left to benchmarks/bench_pytensor.py: under PyTensor's
+    # fastmath it differs from stock in the last bit (docs/pytensor.rst), and
+    # this suite times only bit-identical results.
+    Kernel("pytensor_taps2", "PyTensor NUMBA mode: scan with taps [-2, -1], n steps",
+           None, None, scan_args, pytensor="taps2"),
+    Kernel("pytensor_until", "PyTensor NUMBA mode: scan with until, up to n steps",
+           None, None, scan_args, pytensor="until"),
     Kernel("pytensor_sum", "PyTensor NUMBA mode: pt.sum(a*b + c)",
            None, None, scan_args, pytensor="sum"),
 ]}

@@ -74,14 +74,17 @@ class Plan:
                         f"{abs(u.offset)}) % {u.modulus}"
                         if u.offset else f"{self.counter} % {u.modulus}"
                         for u in self.uses})
-        checks = " and ".join(_show(c) for c in self.conditions)
-        text = (f"{', '.join(shown)} cannot wrap when {checks}: the loop runs a "
-                "copy without the modulo then")
         if self.per_modulus:
-            units = ", ".join(str(m) for m in self.unit_moduli)
-            text += (f"; else, when each of {units} is 1 or cannot wrap, a copy "
-                     "where a modulo by 1 is 0")
-        return text + "; and the original otherwise"
+            common = "".join(f"{_show(c)} and " for c in self.common)
+            each = " and ".join(
+                f"({m} == 1 or {' and '.join(_show(c) for c in own)})"
+                for m, own in self.per_modulus)
+            return (f"{', '.join(shown)} cannot wrap, or divide by 1, when {common}{each}: "
+                    "the loop runs a copy without the modulo then (x % 1 is 0), "
+                    "and the original otherwise")
+        checks = " and ".join(_show(c) for c in self.conditions)
+        return (f"{', '.join(shown)} cannot wrap when {checks}: the loop runs a "
+                "copy without the modulo then, and the original otherwise")
 
 
 def _show(cond) -> str:
@@ -259,17 +262,29 @@ def apply(func_ir: ir.FunctionIR, loop: Loop, counter, plan: Plan) -> set[int]:
     blocks = func_ir.blocks
     header = blocks[loop.header]
     scope, loc = header.scope, counter.test.loc
+    if plan.per_modulus:
+        first, copies = _mixed_copy(blocks, loop, plan, scope, loc)
+    else:
+        first, copies = _plain_copy(blocks, loop, plan, scope, loc)
+    (entry,) = loop.entries
+    entry_block = blocks[entry]
+    new_term = irbuild.retarget(entry_block.terminator, {loop.header: first})
+    blocks[entry] = irbuild.with_body(entry_block, entry_block.body[:-1] + [new_term])
+    return set(copies)
+
+
+def _plain_copy(blocks, loop: Loop, plan: Plan, scope, loc):
+    """A copy where ``x % L`` is ``x``, behind ``plan.conditions``."""
+    header = blocks[loop.header]
     mapping, copies = irbuild.copy_region(blocks, loop.body)
     replaced = {id(u.stmt) for u in plan.uses}
     for label in loop.body:
         original, copy = blocks[label].body, copies[mapping[label]].body
         for index, stmt in enumerate(original):
             if id(stmt) in replaced:
-                target = copy[index].target
-                operand = copy[index].value.lhs
-                copy[index] = ir.Assign(operand, target, stmt.loc)
+                copy[index] = ir.Assign(copy[index].value.lhs, copy[index].target,
+                                        stmt.loc)
     blocks.update(copies)
-
     check_labels = [irbuild.new_label(blocks) for _ in plan.conditions]
     for n, cond in enumerate(plan.conditions):
         body: list[ir.Stmt] = []
@@ -279,65 +294,52 @@ def apply(func_ir: ir.FunctionIR, loop: Loop, counter, plan: Plan) -> set[int]:
                    else mapping[loop.header])
         body += irbuild.branch_on(scope, pred, on_true, loop.header, loc)
         blocks[check_labels[n]] = irbuild.with_body(header, body)
+    return check_labels[0], copies
 
-    if plan.per_modulus:
-        # A second copy for moduli that are each 1 or cannot wrap:
-        # x % L is x * (L != 1) there (x % 1 == 0 for every integer x).
-        keep = {m: scope.redefine("$loopopt_keep", loc) for m in plan.unit_moduli}
-        mixed_map, mixed = irbuild.copy_region(blocks, loop.body)
-        by_stmt = {id(u.stmt): u for u in plan.uses}
-        for label in loop.body:
-            original, copy = blocks[label].body, mixed[mixed_map[label]].body
-            for index, stmt in enumerate(original):
-                use = by_stmt.get(id(stmt))
-                if use is not None:
-                    copy[index] = ir.Assign(
-                        ir.Expr.binop(operator.mul, copy[index].value.lhs, keep[use.modulus],
-                                      stmt.loc), copy[index].target, stmt.loc)
-        blocks.update(mixed)
-        # The chain: the common conditions, then per modulus "L == 1, or its
-        # own conditions"; any failure runs the original.
-        steps: list = [("cond", c) for c in plan.common]
-        for modulus, own in plan.per_modulus:
-            steps.append(("unit", modulus))
-            steps += [("cond", c) for c in own]
-            steps.append(("end", modulus))
-        labels = [irbuild.new_label(blocks) for _ in steps]
-        after_unit = {}
-        for n, (kind, _) in enumerate(steps):
-            if kind == "end":
-                after_unit[steps[n][1]] = n + 1
-        target_of = [labels[n + 1] if n + 1 < len(steps) else mixed_map[loop.header]
-                     for n in range(len(steps))]
-        for n, (kind, item) in enumerate(steps):
-            body: list[ir.Stmt] = []
-            if kind == "cond":
-                _condition(scope, item, loc, body)
-                pred = body[-1].target
-                body += irbuild.branch_on(scope, pred, target_of[n], loop.header, loc)
-            elif kind == "unit":
-                lhs = _operand_var(scope, item, loc, body)
-                one, one_stmt = irbuild.const(scope, 1, loc)
-                body.append(one_stmt)
-                body.append(ir.Assign(ir.Expr.binop(operator.ne, lhs, one, loc),
-                                      keep[item], loc))
-                pred, cmp = irbuild.binop(scope, operator.eq, lhs, one, loc)
-                body.append(cmp)
-                end = after_unit[item]
-                skip = labels[end] if end < len(steps) else mixed_map[loop.header]
-                body += irbuild.branch_on(scope, pred, skip, target_of[n], loc)
-            else:
-                body.append(ir.Jump(target_of[n], loc))
-            blocks[labels[n]] = irbuild.with_body(header, body)
-        # The first check's failures go to the second.
-        for label in check_labels:
-            block = blocks[label]
-            term = irbuild.retarget(block.terminator, {loop.header: labels[0]})
-            blocks[label] = irbuild.with_body(block, block.body[:-1] + [term])
-        copies.update(mixed)
 
-    (entry,) = loop.entries
-    entry_block = blocks[entry]
-    new_term = irbuild.retarget(entry_block.terminator, {loop.header: check_labels[0]})
-    blocks[entry] = irbuild.with_body(entry_block, entry_block.body[:-1] + [new_term])
-    return set(copies)
+def _mixed_copy(blocks, loop: Loop, plan: Plan, scope, loc):
+    """A copy where ``x % L`` is ``x * (L != 1)``, run when the counter's
+    range conditions hold and each ``L`` is 1 (``x % 1 == 0``) or meets its
+    own conditions (then ``x % L == x``)."""
+    header = blocks[loop.header]
+    keep = {m: scope.redefine("$loopopt_keep", loc) for m in plan.unit_moduli}
+    mixed_map, mixed = irbuild.copy_region(blocks, loop.body)
+    by_stmt = {id(u.stmt): u for u in plan.uses}
+    for label in loop.body:
+        original, copy = blocks[label].body, mixed[mixed_map[label]].body
+        for index, stmt in enumerate(original):
+            use = by_stmt.get(id(stmt))
+            if use is not None:
+                copy[index] = ir.Assign(
+                    ir.Expr.binop(operator.mul, copy[index].value.lhs, keep[use.modulus],
+                                  stmt.loc), copy[index].target, stmt.loc)
+    blocks.update(mixed)
+    # The chain: the common conditions, then per modulus "L == 1, or its own
+    # conditions"; any failure runs the original.
+    steps: list = [("cond", c) for c in plan.common]
+    ends = {}
+    for modulus, own in plan.per_modulus:
+        steps.append(("unit", modulus))
+        steps += [("cond", c) for c in own]
+        ends[modulus] = len(steps)
+    labels = [irbuild.new_label(blocks) for _ in steps]
+
+    def label_at(n):
+        return labels[n] if n < len(steps) else mixed_map[loop.header]
+
+    for n, (kind, item) in enumerate(steps):
+        body: list[ir.Stmt] = []
+        if kind == "cond":
+            _condition(scope, item, loc, body)
+            body += irbuild.branch_on(scope, body[-1].target, label_at(n + 1),
+                                      loop.header, loc)
+        else:
+            lhs = _operand_var(scope, item, loc, body)
+            one, one_stmt = irbuild.const(scope, 1, loc)
+            body.append(one_stmt)
+            body.append(ir.Assign(ir.Expr.binop(operator.ne, lhs, one, loc), keep[item], loc))
+            pred, cmp = irbuild.binop(scope, operator.eq, lhs, one, loc)
+            body.append(cmp)
+            body += irbuild.branch_on(scope, pred, label_at(ends[item]), label_at(n + 1), loc)
+        blocks[labels[n]] = irbuild.with_body(header, body)
+    return labels[0], mixed
