@@ -152,7 +152,9 @@ def run_mode(mode: str, src: Path, targets: list[str], deselect: list[str],
     """One pytest run in a fresh process and compile directory."""
     with tempfile.TemporaryDirectory(prefix=f"pytensor-{mode}-") as tmp:
         out = Path(tmp) / "outcomes.jsonl"
-        env = dict(os.environ)
+        # Not what an enclosing pytest run set: inherited PYTEST_XDIST_WORKER
+        # would make this run's plugin think it is a worker and record nothing.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
         env.pop("NUMBA_LOOPOPT_PYTENSOR", None)
         if mode == "loopopt":
             env["NUMBA_LOOPOPT_PYTENSOR"] = "1"
