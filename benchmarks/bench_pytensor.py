@@ -38,6 +38,18 @@ until
     ``n`` steps, checked); the last state and the number of steps run.
 sum
     ``pt.sum(a * b + c)`` on float64 vectors (not a scan).
+pymc_garch_logp, pymc_garch_logp_dlogp
+    A real client: the PyMC 5 GARCH(1,1) model of
+    ``examples/pymc_scan_model.py`` (its variance recursion a ``scan`` over
+    the returns, ``n`` observations), compiled as ``Model.compile_logp`` and
+    ``compile_dlogp`` do (``Model.compile_fn`` in NUMBA mode over the model's
+    value variables): the log-probability, and the log-probability with its
+    gradient (a second, backward scan) in one function.  The arguments are the
+    model's initial point, moved by the seed.  No hand loop (PyMC's
+    log-probability has priors, transforms and their Jacobians); the model is
+    built for the size of the run, so the sizes of the bit-for-bit check
+    (below) all call the one model.  Needs PyMC (``pip install -e ".[pymc]"``);
+    without it these graphs are skipped with a note.
 
 Candidates: stock NUMBA mode; NUMBA mode with ``numba_loopopt.pytensor``
 enabled (default options); and, for scale, a hand-written ``numba.njit`` loop
@@ -75,6 +87,7 @@ the script exits 0 whatever the timings.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import platform
@@ -326,13 +339,62 @@ def sum_args(n, seed=0):
     return tuple(rng.normal(size=n) for _ in range(3))
 
 
+# -- PyMC: the model of examples/pymc_scan_model.py -----------------------------
+
+_PYMC_MODEL: dict = {}
+
+
+def _pymc_example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "pymc_scan_model.py"
+    spec = importlib.util.spec_from_file_location("pymc_scan_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pymc_garch_model(steps: int):
+    """The example's GARCH(1,1) model of ``steps`` observations, built once per
+    size (and then the one :func:`pymc_garch_args` uses)."""
+    if _PYMC_MODEL.get("steps") != steps:
+        _PYMC_MODEL.update(steps=steps, model=_pymc_example().garch_model(steps))
+    return _PYMC_MODEL["model"]
+
+
+def pymc_garch_compile(graph: Graph, gradient: bool):
+    """``Model.compile_fn`` in NUMBA mode, positional over the value variables,
+    as ``compile_logp`` / ``compile_dlogp`` compile (``point_fn=False``: the
+    arguments are arrays, not a point dictionary)."""
+    model = pymc_garch_model(max(graph.size, 2))
+    outputs = [model.logp(), model.dlogp()] if gradient else model.logp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return model.compile_fn(outputs, inputs=model.value_vars, point_fn=False,
+                                mode="NUMBA")
+
+
+def pymc_garch_args(n, seed=0):
+    """The model's initial point (its value variables, in order), moved by a
+    normal step of 0.1 per value for a non-zero seed.  ``n`` is ignored: the
+    data is part of the model, built at compile time."""
+    model = _PYMC_MODEL.get("model") or pymc_garch_model(max(n, 2))
+    point = model.initial_point()
+    rng = np.random.default_rng(500 + seed)
+    return tuple(np.asarray(point[v.name] + (0.1 * rng.normal(size=np.shape(point[v.name]))
+                                             if seed else 0.0), dtype=point[v.name].dtype)
+                 for v in model.value_vars)
+
+
 @dataclass
 class Graph:
     key: str
     title: str
     build: Callable
     make_args: Callable[..., tuple]
-    hand: Callable
+    hand: Callable | None
+    """A hand-written loop computing the same (None: none, no ratio to it)."""
     unit: str
     size: int = 0
     speedup_target: float | None = 10.0
@@ -342,6 +404,10 @@ class Graph:
     stops_early: bool = False
     """The second output is the number of steps run, which must be fewer than
     the size at the benchmark size (an ``until`` scan)."""
+    compile: Callable[[Graph], Callable] | None = None
+    """How to compile it (default: ``pytensor.function(*build(), mode="NUMBA")``)."""
+    needs: str | None = None
+    """A module the graph needs besides PyTensor (skipped with a note without it)."""
 
 
 GRAPHS = {
@@ -362,6 +428,15 @@ GRAPHS = {
     "sum": Graph("sum", "pt.sum(a * b + c), float64 vectors",
                  sum_axpy, sum_args, hand_sum, "elem", speedup_target=None,
                  hand_goal=None),
+    "pymc_garch_logp": Graph(
+        "pymc_garch_logp", "PyMC 5 GARCH(1,1) model: compile_logp (a scan over the returns)",
+        None, pymc_garch_args, None, "obs", hand_goal=None, needs="pymc",
+        compile=lambda graph: pymc_garch_compile(graph, gradient=False)),
+    "pymc_garch_logp_dlogp": Graph(
+        "pymc_garch_logp_dlogp", "PyMC 5 GARCH(1,1) model: logp and its gradient "
+        "(forward and backward scans)", None, pymc_garch_args, None, "obs",
+        hand_goal=None, needs="pymc",
+        compile=lambda graph: pymc_garch_compile(graph, gradient=True)),
 }
 
 
@@ -389,8 +464,11 @@ def compile_graph(graph: Graph, enabled: bool, args: tuple):
     it took together with the first call (where numba compiles)."""
     started = time.perf_counter()
     with lpt.enabled() if enabled else _disabled():
-        inputs, output = graph.build()
-        fn = pytensor.function(inputs, output, mode="NUMBA")
+        if graph.compile is not None:
+            fn = graph.compile(graph)
+        else:
+            inputs, output = graph.build()
+            fn = pytensor.function(inputs, output, mode="NUMBA")
     fn(*args)
     return fn, time.perf_counter() - started
 
@@ -455,7 +533,7 @@ def mismatches(graph: Graph, stock, opt, sizes: list[int], seeds=(0, 1, 2)) -> l
             if not same_bits(ref, got):
                 found.append(f"{graph.key}: enabled returned {_show(got)}, stock NUMBA "
                              f"mode {_show(ref)} at size {n}, seed {seed}")
-            hand = graph.hand(*args)
+            hand = graph.hand(*args) if graph.hand is not None else ref
             if not hand_agrees(hand, ref):
                 found.append(f"{graph.key}: hand loop returned {_show(hand)}, PyTensor "
                              f"{_show(ref)} at size {n}, seed {seed}")
@@ -543,7 +621,8 @@ def run_graph(graph: Graph, repeats: int, min_sample: float,
         for copy, fn in enumerate(fns[mode]):
             suffix = "" if copy == 0 else " (2nd compile)"
             candidates.append(Candidate(labels[mode] + suffix, fn, f"{mode}{copy}"))
-    candidates.append(Candidate("hand-written numba loop (info)", graph.hand, "hand"))
+    if graph.hand is not None:
+        candidates.append(Candidate("hand-written numba loop (info)", graph.hand, "hand"))
     if graph.stops_early:
         steps = int(_values(fns["stock"][0](*args))[1])
         if steps >= graph.size:
@@ -555,8 +634,9 @@ def run_graph(graph: Graph, repeats: int, min_sample: float,
     to_hand = (Ratio("loopopt / hand loop", "opt", "hand", "<=", graph.hand_goal)
                if graph.hand_goal else Ratio("loopopt / hand loop", "opt", "hand"))
     ratios = [speedup,
-              Ratio("loopopt / stock (no slowdown)", "opt", "stock", "<=", 1.05),
-              to_hand]
+              Ratio("loopopt / stock (no slowdown)", "opt", "stock", "<=", 1.05)]
+    if graph.hand is not None:
+        ratios.append(to_hand)
     if compile_rounds > 1:
         ratios += [Ratio("control: stock / its 2nd compile", "stock0", "stock1"),
                    Ratio("control: loopopt / its 2nd compile", "opt0", "opt1")]
@@ -616,7 +696,8 @@ def print_summary(results: list[Result], quick: bool) -> None:
         return
     print("\n== summary (times: min per call; allocs: NRT allocations in one call; "
           "bits: enabled vs stock results;\n   compile: pytensor.function + first call)")
-    head = (f"{'graph':6s} {'size':>9s} {'stock ms':>9s} {'enabled ms':>10s} "
+    width = max(6, *(len(res.graph.key) for res in results))
+    head = (f"{'graph':{width}s} {'size':>9s} {'stock ms':>9s} {'enabled ms':>10s} "
             f"{'hand ms':>9s} {'stock/enabled':>13s} {'enabled/hand':>12s} "
             f"{'allocs stock':>12s} {'allocs enabled':>14s} {'bits':>5s}")
     if not quick:
@@ -625,9 +706,9 @@ def print_summary(results: list[Result], quick: bool) -> None:
     print("-" * len(head))
     for res in results:
         b, a = res.best, res.allocs
-        line = (f"{res.graph.key:6s} {res.graph.size:9,d} {b['stock'] * 1e3:9.3f} "
-                f"{b['opt'] * 1e3:10.3f} {b['hand'] * 1e3:9.3f} "
-                f"{b['stock'] / b['opt']:13.2f} {b['opt'] / b['hand']:12.2f} "
+        line = (f"{res.graph.key:{width}s} {res.graph.size:9,d} {b['stock'] * 1e3:9.3f} "
+                f"{b['opt'] * 1e3:10.3f} {b.get('hand', math.nan) * 1e3:9.3f} "
+                f"{b['stock'] / b['opt']:13.2f} {b['opt'] / b.get('hand', math.nan):12.2f} "
                 f"{a['stock0']:12,d} {a['opt0']:14,d} "
                 f"{'DIFF' if res.mismatches else 'same':>5s}")
         if not quick:
@@ -696,6 +777,10 @@ def main(argv=None) -> int:
     results = []
     for key in args.graphs:
         graph = GRAPHS[key]
+        if graph.needs and importlib.util.find_spec(graph.needs) is None:
+            print(f"\n== {key}: skipped ({graph.needs} is not installed: "
+                  f"pip install -e '.[{graph.needs}]')")
+            continue
         graph.size = args.size if key == "sum" else args.steps
         res = run_graph(graph, args.repeats, min_sample=0.02,
                         compile_rounds=1 if args.quick else 2)

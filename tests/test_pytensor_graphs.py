@@ -66,15 +66,20 @@ SCAN_GRAPHS = ["scan", "ar1", "walk", "garch", "taps2", "until"]
 FASTMATH_SENSITIVE = ["garch", "taps2"]
 
 
+def _build(graph):
+    if graph.compile is not None:
+        return graph.compile(graph)
+    inputs, outputs = graph.build()
+    return pytensor.function(inputs, outputs, mode="NUMBA")
+
+
 def _compile(graph, enabled: bool):
     with pytensor.config.change_flags(numba__cache=False):
         if enabled:
             with lpt.enabled():
-                inputs, outputs = graph.build()
-                return pytensor.function(inputs, outputs, mode="NUMBA")
+                return _build(graph)
         lpt.disable()
-        inputs, outputs = graph.build()
-        return pytensor.function(inputs, outputs, mode="NUMBA")
+        return _build(graph)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +106,14 @@ def _disabled_between_tests():
     lpt.disable()
 
 
+#: The graphs of PyTensor alone (the PyMC ones are tested at the end).
+PLAIN = [k for k, g in bp.GRAPHS.items() if g.needs is None]
+PYMC_GRAPHS = ["pymc_garch_logp", "pymc_garch_logp_dlogp"]
+
+
 def test_the_benchmark_has_the_issue_15_graphs():
-    assert list(bp.GRAPHS) == [*SCAN_GRAPHS, "sum"]
+    assert list(bp.GRAPHS) == [*SCAN_GRAPHS, "sum", *PYMC_GRAPHS]
+    assert PLAIN == [*SCAN_GRAPHS, "sum"]
 
 
 @pytest.mark.parametrize("key", [
@@ -110,7 +121,7 @@ def test_the_benchmark_has_the_issue_15_graphs():
         strict=True, reason="fastmath: inlining the scan's inner function lets LLVM "
         "reassociate GARCH's step differently from stock (1 ulp; also with every "
         "pass but inline off); bit-identical without fastmath, tested below"))
-    if k == "garch" else k for k in bp.GRAPHS])
+    if k == "garch" else k for k in PLAIN])
 def test_enabled_equals_stock_bit_for_bit(compiled, key):
     stock, opt = compiled(key)
     assert bp.mismatches(bp.GRAPHS[key], stock, opt, [2, 3, STEPS], SEEDS) == []
@@ -122,7 +133,7 @@ def test_enabled_equals_stock_bit_for_bit_without_fastmath(compiled, key):
     assert bp.mismatches(bp.GRAPHS[key], stock, opt, [2, 3, STEPS, 101], SEEDS) == []
 
 
-@pytest.mark.parametrize("key", list(bp.GRAPHS))
+@pytest.mark.parametrize("key", PLAIN)
 def test_hand_loop_agrees_with_stock(compiled, key):
     graph = bp.GRAPHS[key]
     stock, _ = compiled(key)
@@ -186,3 +197,21 @@ def test_nrt_allocations_of_a_pytensor_function(compiled):
     for fn in (stock, opt):
         count = bp.nrt_allocations(fn, *graph.make_args(STEPS))
         assert isinstance(count, int) and count >= 1  # at least the returned path
+
+
+def test_pymc_model_graphs_bit_identical_and_allocations_constant():
+    """The PyMC GARCH(1,1) model's log-probability with its gradient (a
+    forward and a backward scan): enabled equals stock bit for bit at moved
+    points, and the enabled function's NRT allocations do not grow with the
+    number of observations (stock's do, per step)."""
+    pytest.importorskip("pymc")
+    graph = bp.GRAPHS["pymc_garch_logp_dlogp"]
+    allocations = {}
+    for steps in (60, 240):
+        graph.size = steps
+        stock, opt = _compile(graph, False), _compile(graph, True)
+        assert bp.mismatches(graph, stock, opt, [steps], SEEDS) == []
+        args = graph.make_args(steps)
+        allocations[steps] = (bp.nrt_allocations(stock, *args), bp.nrt_allocations(opt, *args))
+    assert allocations[240][1] == allocations[60][1], allocations
+    assert allocations[240][0] > allocations[60][0] + 100, allocations
