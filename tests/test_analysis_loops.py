@@ -6,7 +6,7 @@ from __future__ import annotations
 from numba.core import ir
 from numba.core.compiler import run_frontend
 
-from numba_loopopt.analysis.loops import LoopForest, successors
+from numba_loopopt.analysis.loops import LoopForest, neighbours, successors
 
 
 def straight(x):
@@ -114,3 +114,73 @@ def test_successors_of_each_terminator():
             assert sorted(successors(block)) == sorted([term.truebr, term.falsebr])
         else:
             assert successors(block) == []
+
+
+def three_apart(a, flag):
+    s = 0.0
+    for i in range(a.size):
+        s += a[i]
+    if flag:
+        s += 1.0
+    for i in range(a.size):
+        s *= a[i]
+    return s
+
+
+def lone_then_nested(a):
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += a[i, 0]
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            s += a[i, j]
+        for j in range(a.shape[1]):
+            s -= a[i, j]
+    return s
+
+
+def branches_between(a, x):
+    s = 0.0
+    for i in range(a.size):
+        s += a[i]
+    if x > 0:
+        s += 1.0
+    if x > 1:
+        s += 1.0
+    if x > 2:
+        s += 1.0
+    for i in range(a.size):
+        s *= a[i]
+    return s
+
+
+def test_neighbours_are_loops_the_code_after_one_enters():
+    forest = forest_of(two_in_a_row)
+    assert neighbours(forest) == {lp.header for lp in forest.loops}
+    assert neighbours(forest_of(three_apart)) == {
+        lp.header for lp in forest_of(three_apart).loops}
+
+
+def test_a_loop_alone_or_its_enclosing_loop_is_no_neighbour():
+    assert neighbours(forest_of(counted_while)) == set()
+    # The inner loop's exit leads back to the outer loop's header: that is
+    # no neighbour.
+    assert neighbours(forest_of(nested)) == set()
+
+
+def test_neighbours_in_a_nest_are_siblings_and_the_loops_around_them():
+    forest = forest_of(lone_then_nested)
+    (outer,) = [lp for lp in forest.loops if len(forest.inner_loops(lp)) == 2]
+    inner = forest.inner_loops(outer)
+    (first,) = [lp for lp in forest.loops if lp is not outer and lp not in inner]
+    assert len(inner) == 2
+    # The lone loop and the outer one are adjacent; so are the two inner
+    # loops (the first one's exit enters the second).
+    assert neighbours(forest) == {first.header, outer.header} | {lp.header for lp in inner}
+
+
+def test_neighbours_look_only_reach_blocks_ahead():
+    forest = forest_of(branches_between)
+    headers = {lp.header for lp in forest.loops}
+    assert neighbours(forest) == headers
+    assert neighbours(forest, reach=1) == set()

@@ -134,3 +134,29 @@ def successors(block: ir.Block) -> list[int]:
     if isinstance(term, ir.Jump):
         return [term.target]
     return []
+
+
+def neighbours(forest: LoopForest, reach: int = 16) -> set[int]:
+    """The headers of the loops next to another loop: the code after one
+    (within ``reach`` blocks, through no loop's header) enters the other.
+    A loop's enclosing loops are not its neighbours (its exit leads back to
+    their header).  fuse-loops explains why a loop that is next to another
+    one is not counted; a pass that looks at pairs of loops asks this."""
+    headers = {lp.header for lp in forest.loops}
+    found = set()
+    for lp in forest.loops:
+        enclosing = {o.header for o in forest.loops if lp.header in o.body}
+        seen, work = set(), [(x, 0) for x in sorted(lp.exits)]
+        while work:
+            label, depth = work.pop()
+            if label in seen or depth > reach:
+                continue
+            seen.add(label)
+            if label in headers:
+                if label not in enclosing:
+                    found |= {lp.header, label}
+                continue
+            block = forest.blocks.get(label)
+            if block is not None:
+                work += [(t, depth + 1) for t in successors(block)]
+    return found

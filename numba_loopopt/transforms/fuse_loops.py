@@ -83,7 +83,7 @@ from ..analysis.effects import (
     is_fresh_allocation,
     read_only_array,
 )
-from ..analysis.loops import LoopForest, successors
+from ..analysis.loops import LoopForest, neighbours
 from ..analysis.typing import TypeFacts
 from ..passbase import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
@@ -666,25 +666,3 @@ class FuseLoops(LoopOptPass):
         return [(rl, loops[rl.exit]) for rl in loops.values() if rl.exit in loops
                 and (rl.loop.header, loops[rl.exit].loop.header) not in refused]
 
-
-def neighbours(forest: LoopForest, reach: int = 16) -> set[int]:
-    """The headers of the loops next to another loop: the code after one
-    (within ``reach`` blocks, through no loop's header) enters the other."""
-    headers = {lp.header for lp in forest.loops}
-    found = set()
-    for lp in forest.loops:
-        enclosing = {o.header for o in forest.loops if lp.header in o.body}
-        seen, work = set(), [(x, 0) for x in sorted(lp.exits)]
-        while work:
-            label, depth = work.pop()
-            if label in seen or depth > reach:
-                continue
-            seen.add(label)
-            if label in headers:
-                if label not in enclosing:
-                    found |= {lp.header, label}
-                continue
-            block = forest.blocks.get(label)
-            if block is not None:
-                work += [(t, depth + 1) for t in successors(block)]
-    return found
