@@ -298,6 +298,36 @@ def touches_array_between(a):
     return s
 
 
+def prints_between(a):
+    n = a.shape[0]
+    tmp = np.empty(n)
+    for i in range(n):
+        tmp[i] = a[i]
+    print(n)
+    s = 0.0
+    for i in range(n):
+        s += tmp[i]
+    return s
+
+
+def assigns_between(a, flag):
+    # Under an 'if', numba does not rename the second 'x' (as it does in
+    # code every path runs): the statement between the loops assigns the
+    # name the first loop assigns.
+    n = a.shape[0]
+    s = 0.0
+    x = 0.0
+    if flag:
+        tmp = np.empty(n)
+        for i in range(n):
+            x = a[i]
+            tmp[i] = x
+        x = -1.0
+        for i in range(n):
+            s += tmp[i]
+    return s + x
+
+
 def writes_an_argument(a, out):
     n = a.shape[0]
     for i in range(n):
@@ -340,7 +370,11 @@ REFUSED = [
     (scalar_carried, lambda n: arrays(n, 1), "ScalarDependence", "'total'"),
     (with_print, lambda n: (arrays(n, 1)[0], np.ones(n, dtype=np.int64)),
      "EffectsBeforeRaise", "prints"),
-    (touches_array_between, lambda n: arrays(max(n, 1), 1), "InterveningCode", "between"),
+    (touches_array_between, lambda n: arrays(max(n, 1), 1), "InterveningCodeDependsOnLoop",
+     "reads 'tmp'"),
+    (assigns_between, lambda n: (arrays(n, 1)[0], True), "InterveningCodeDependsOnLoop",
+     "assigns 'x'"),
+    (prints_between, lambda n: arrays(n, 1), "InterveningCodeHasEffects", "line"),
     (writes_an_argument, lambda n: (arrays(n, 1)[0], np.zeros(n)), "WrittenArrayNotLocal",
      "'out'"),
     (both_may_raise, lambda n: arrays(n, 2), "BothMayRaise", "exception"),

@@ -350,11 +350,14 @@ def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | 
     may raise, after a first loop that neither may raise (which exception
     comes first) nor prints (stock numba prints all of it before the
     exception)."""
-    why = Missed("InterveningCode", f"the statement at line {stmt.loc.line} between "
-                 "the loops cannot move ahead of the first loop", stmt.loc,
-                 line=stmt.loc.line)
+    line = stmt.loc.line
+    cannot = f"the statement at line {line} between the loops cannot move ahead of the first loop"
+
+    def has_effects(what: str) -> Missed:
+        return Missed("InterveningCodeHasEffects", f"{cannot}: {what}", stmt.loc, line=line)
+
     if not isinstance(stmt, ir.Assign):
-        return why
+        return has_effects("it is not an assignment")
     value = stmt.value
     raises = None
     if isinstance(value, ir.Expr):
@@ -366,23 +369,31 @@ def _movable(func_ir, du, facts, stmt, e1: Effects, written, flags) -> Missed | 
         else:
             refused, raises = expr_effect(func_ir, du, facts, flags, value, stmt)
             if refused is not None:
-                return why
+                return has_effects(refused.message)
     elif not isinstance(value, (ir.Var, ir.Const, ir.Global, ir.FreeVar, ir.Arg)):
-        return why
+        return has_effects(f"it assigns a {type(value).__name__}")
     if raises is not None and (e1.may_raise or e1.visible):
         first = (f"may raise ({e1.raises[0]}, line {e1.raises[1].line})" if e1.may_raise
                  else f"{e1.visible[0]} (line {e1.visible[1].line})")
-        return Missed("InterveningCodeMayRaise", f"the statement at line {stmt.loc.line} "
+        return Missed("InterveningCodeMayRaise", f"the statement at line {line} "
                       f"between the loops may raise ({raises}) and the first loop "
                       f"{first}: it cannot move ahead of the first loop", stmt.loc,
-                      line=stmt.loc.line, raises=raises)
+                      line=line, raises=raises)
     used = ({value.name} if isinstance(value, ir.Var) else
             {v.name for v in value.list_vars()} if isinstance(value, ir.Expr)
             else set())
     if _reads_only_shape(du, value):
         used -= written  # an array's shape does not change in the loops
-    if used & (e1.assigned | written) or stmt.target.name in (e1.used | e1.assigned):
-        return why
+    read = sorted(used & (e1.assigned | written))
+    if read:
+        return Missed("InterveningCodeDependsOnLoop", f"{cannot}: it reads '{read[0]}', "
+                      "which the first loop assigns or writes", stmt.loc, line=line,
+                      name=read[0])
+    target = stmt.target.name
+    if target in (e1.used | e1.assigned):
+        return Missed("InterveningCodeDependsOnLoop", f"{cannot}: it assigns '{target}', "
+                      "which the first loop uses or assigns", stmt.loc, line=line,
+                      name=target)
     return None
 
 
