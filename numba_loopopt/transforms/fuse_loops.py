@@ -58,9 +58,6 @@ import numpy as np
 from numba.core import ir, types
 from numba.core.compiler_machinery import register_pass
 from numba.core.errors import NumbaError
-from numba.core.ir_utils import (
-    build_definitions,
-)
 from numba.np.numpy_support import as_dtype
 
 from .. import irbuild
@@ -72,7 +69,7 @@ from ..analysis.counted import (
     match_counted_loop,
     trip_defined_before,
 )
-from ..analysis.defuse import BlockScans, DefUse
+from ..analysis.defuse import DefUse
 from ..analysis.effects import (
     Denied,
     Effects,
@@ -84,6 +81,7 @@ from ..analysis.effects import (
     read_only_array,
 )
 from ..analysis.loops import LoopForest, neighbours
+from ..analysis.manager import TYPES, Analyses
 from ..analysis.typing import TypeFacts
 from ..passbase import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
@@ -600,20 +598,20 @@ class FuseLoops(LoopOptPass):
 
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir = state.func_ir
-        if len(LoopForest(func_ir.blocks).loops) < 2:
+        am = Analyses(state)
+        if len(am.loops.loops) < 2:
             return False
         if has_try_block(func_ir):
             # A caught exception would expose how far each loop had got.
             emit.missed("TryExcept", None, "the function has try/except, so loops are "
                         "not fused")
             return False
-        func_ir._definitions = build_definitions(func_ir.blocks)
-        facts = TypeFacts(state)
+        am.definitions()
+        facts = am.types
         changed = False
         refused: set[tuple[int, int]] = set()
         reported: set[int] = set()
-        scans = BlockScans()
-        # Rounds: the analyses are built once per round, and a round fuses
+        # Rounds: the analyses are taken once per round, and a round fuses
         # every pair whose blocks no earlier fusion of the round has touched.
         # A fusion edits only the blocks of its two loops, of the code that
         # enters them and of a contracted array's allocation (each replaced,
@@ -624,23 +622,21 @@ class FuseLoops(LoopOptPass):
         # Rebuilding after every fusion made the pass quadratic in the number
         # of loops.
         while True:
-            forest = LoopForest(func_ir.blocks)
-            du = DefUse(func_ir.blocks, scans)
-            touched: set[int] = set()
+            forest, du = am.loops, am.defuse
+            round_start = am.mark()
             for l1, l2 in self._pairs(func_ir, forest, du, facts, refused, emit,
                                       reported):
-                if _footprint(l1) & touched or _footprint(l2) & touched:
+                if am.changed_since(round_start, labels=_footprint(l1) | _footprint(l2)):
                     continue
                 plan = match(func_ir, forest, du, facts, state.flags, l1, l2)
                 if isinstance(plan, Missed):
                     refused.add((l1.loop.header, l2.loop.header))
                     emit.missed(plan)
                     continue
-                # All analysis has completed; start transforming.
-                before = dict(func_ir.blocks)
-                rewrite(func_ir, forest, plan, fastmath=bool(state.flags.fastmath))
-                touched |= {label for label, block in before.items()
-                            if func_ir.blocks.get(label) is not block}
+                # All analysis has completed; start transforming.  Fusing
+                # changes no name's type.
+                with am.edit(preserves=TYPES):
+                    rewrite(func_ir, forest, plan, fastmath=bool(state.flags.fastmath))
                 changed = True
                 emit.passed("Fused", l1.loc, f"the loop at line {l1.loc.line} is fused "
                             f"into the loop at line {l2.loc.line} (both {l2.range_text})",
@@ -652,7 +648,7 @@ class FuseLoops(LoopOptPass):
                 for array, reason in plan.kept:
                     emit.analysis("TemporaryKept", l2.loc, f"'{array}' stays an array: "
                                   f"{reason}", array=array)
-            if not touched:
+            if not am.changed_since(round_start):
                 break
         if changed:
             irbuild.finish_untyped_edit(func_ir)

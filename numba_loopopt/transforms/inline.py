@@ -76,8 +76,8 @@ from numba.core.untyped_passes import InlineInlinables
 
 from .. import irbuild
 from ..analysis import code_references
-from ..analysis.defuse import BlockScans, DefUse
 from ..analysis.effects import has_try_block
+from ..analysis.manager import Analyses
 from ..irbuild import with_body
 from ..passbase import LoopOptPass, compile_context, is_known_dispatcher_class, is_known_pipeline
 from ..remarks import INLINED_NAMES, Missed, RemarkEmitter
@@ -765,7 +765,10 @@ def rewrite(state, plan: InlinePlan, worker: InlineWorker, path: tuple) -> list[
     block's tail first, then the callee's blocks."""
     func_ir = state.func_ir
     site = plan.site
-    block = func_ir.blocks[site.label]
+    # numba's inline_ir splits the block it is given in place: give it a copy
+    # that takes the block's place (a pass never edits a block in place).
+    block = with_body(func_ir.blocks[site.label], list(func_ir.blocks[site.label].body))
+    func_ir.blocks[site.label] = block
     _, _, _, new_blocks = worker.inline_ir(func_ir, block, site.index, plan.callee_ir, ())
     # numba names the inlined variables after the callee ('helper_v2_i'):
     # remarks about them show the callee's own names (see remarks.demangle).
@@ -793,13 +796,15 @@ def next_site(func_ir: ir.FunctionIR, label: int, start: int = 0) -> CallSite | 
     return None
 
 
-def drop_dead_loads(func_ir: ir.FunctionIR) -> None:
+def drop_dead_loads(am: Analyses) -> None:
     """Remove the loads of inlined functions that nothing calls any more:
     ``$f = global(helper)`` and ``$f = getattr($mod, helper)``.  The untyped
-    pipeline has no dead-code elimination, and a dump should not show them."""
-    scans = BlockScans()  # each round rescans only the blocks the last one changed
+    pipeline has no dead-code elimination, and a dump should not show them.
+    Each round's def-use facts are brought up to date from the blocks the
+    last round changed."""
+    func_ir = am.func_ir
     while True:
-        du = DefUse(func_ir.blocks, scans)
+        du = am.defuse
         dead = set()
         for name, sites in du.defs.items():
             if len(sites) != 1 or du.uses.get(name):
@@ -811,10 +816,11 @@ def drop_dead_loads(func_ir: ir.FunctionIR) -> None:
                 dead.add(id(sites[0].stmt))
         if not dead:
             return
-        for label, block in func_ir.blocks.items():
-            if any(id(s) in dead for s in block.body):
-                func_ir.blocks[label] = with_body(
-                    block, [s for s in block.body if id(s) not in dead])
+        with am.edit():
+            for label, block in func_ir.blocks.items():
+                if any(id(s) in dead for s in block.body):
+                    func_ir.blocks[label] = with_body(
+                        block, [s for s in block.body if id(s) not in dead])
 
 
 @register_pass(mutates_CFG=True, analysis_only=False)
@@ -829,6 +835,7 @@ class InlineCalls(LoopOptPass):
         if why is not None:
             emit.missed(why)
             return False
+        am = Analyses(state)
         callees = _Callees(state)
         root = state.func_id.func
         # Each block's inline path: the functions it was inlined through.
@@ -847,7 +854,8 @@ class InlineCalls(LoopOptPass):
                     site = next_site(func_ir, label, site.index + 1)
                     continue
                 # All checks for this call site passed; start transforming.
-                tail, *inlined = rewrite(state, plan, callees.worker, path)
+                with am.edit():
+                    tail, *inlined = rewrite(state, plan, callees.worker, path)
                 emit.passed("Inlined", site.expr.loc, plan.message, **dict(plan.args))
                 growth += plan.cost
                 changed = True
@@ -859,6 +867,6 @@ class InlineCalls(LoopOptPass):
                 work[:0] = [*inlined, tail]
                 site = None
         if changed:
-            drop_dead_loads(func_ir)
+            drop_dead_loads(am)
             irbuild.finish_untyped_edit(func_ir)
         return changed

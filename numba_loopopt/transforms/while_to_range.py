@@ -41,12 +41,12 @@ from dataclasses import dataclass
 
 from numba.core import ir
 from numba.core.compiler_machinery import register_pass
-from numba.core.ir_utils import build_definitions
 
 from .. import irbuild
-from ..analysis.defuse import BlockScans, DefUse
+from ..analysis.defuse import DefUse
 from ..analysis.induction import CountedWhile, is_for_loop, match_counted_while
 from ..analysis.loops import Loop, LoopForest
+from ..analysis.manager import TYPES, Analyses
 from ..analysis.typing import TypeFacts
 from ..irbuild import with_body
 from ..passbase import LoopOptPass
@@ -115,22 +115,20 @@ class WhileToRange(LoopOptPass):
 
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir = state.func_ir
-        forest = LoopForest(func_ir.blocks)
+        am = Analyses(state)
+        forest = am.loops
         if not forest.loops:
             return False
-        func_ir._definitions = build_definitions(func_ir.blocks)
-        facts = TypeFacts(state)
+        am.definitions()
+        facts = am.types
         changed = False
         seen: set[int] = set()
         # Rebuilding the analyses after every rewrite made the pass quadratic in
-        # the number of loops.  The def-use facts are brought up to date lazily,
-        # from the blocks a rewrite replaced (DefUse.refresh); the forest is
-        # kept across a rewrite that only removed exit tests (_keeps_forest),
-        # with the blocks it changed in `stale`: a loop containing one gets a
-        # new forest before it is matched (its dominators may have changed).
-        du = None
-        du_current = False
-        stale: set[int] = set()
+        # the number of loops.  The def-use facts are brought up to date from
+        # the blocks a rewrite replaced; the forest is kept across a rewrite
+        # that only removed exit tests (_keeps_forest), and a loop containing
+        # a block such a rewrite changed gets a new forest before it is matched
+        # (its dominators may have changed): see analysis.manager.
         pos = 0  # forest.loops[:pos] are all seen: `seen` only grows
         while True:
             while pos < len(forest.loops) and forest.loops[pos].header in seen:
@@ -141,37 +139,30 @@ class WhileToRange(LoopOptPass):
             seen.add(loop.header)
             if is_for_loop(func_ir.blocks, loop):
                 continue
-            if stale & loop.body:
-                forest, stale, pos = LoopForest(func_ir.blocks), set(), 0
+            if am.loops_for(loop.body) is not forest:
+                forest, pos = am.loops, 0
                 loop = next(lp for lp in forest.loops if lp.header == loop.header)
-            if du is None:
-                du = DefUse(func_ir.blocks, BlockScans())
-            elif not du_current:
-                du.refresh(func_ir.blocks)
-            du_current = True
-            done = self._rewrite_loop(func_ir, forest, loop, du, facts, options, emit, seen)
-            if done is None:
+            plan = self._plan(func_ir, forest, loop, am.defuse, facts, options, emit)
+            if plan is None:
                 continue
+            # All analysis has completed; start transforming.  Removing tests
+            # and versioning change no name's type.
+            with am.edit(preserves=TYPES) as edit:
+                seen.update(rewrite(func_ir, plan))
+                if _keeps_forest(forest, plan.candidate, plan.versioning is not None):
+                    edit.removed_exit_edges((test.label, test.leave)
+                                            for test in plan.candidate.removable)
+            self._remark(emit, plan)
             changed = True
-            du_current = False
-            if _keeps_forest(forest, *done):
-                for test in done[0].removable:
-                    forest.remove_exit_edge(test.label, test.leave)
-                    stale.add(test.label)
-            else:
-                forest, stale, pos = LoopForest(func_ir.blocks), set(), 0
-            if CHECK_INCREMENTAL:
-                _check_forest(forest, LoopForest(func_ir.blocks), stale)
-                du.refresh(func_ir.blocks)
-                du_current = True
-                _check_defuse(du, DefUse(func_ir.blocks))
+            if am.loops is not forest:
+                forest, pos = am.loops, 0
         if changed:
             irbuild.finish_untyped_edit(func_ir)
         return changed
 
-    def _rewrite_loop(self, func_ir, forest, loop, du, facts, options, emit,
-                      seen) -> tuple[CountedWhile, bool] | None:
-        """``(candidate, versioned)`` if the loop was rewritten, else None."""
+    @staticmethod
+    def _plan(func_ir, forest, loop, du, facts, options, emit) -> LoopPlan | None:
+        """The plan for a loop that changes, else None (and a remark why)."""
         plan = plan_loop(func_ir, forest, loop, du, facts, options)
         if isinstance(plan, Missed):
             emit.missed(plan)
@@ -184,8 +175,11 @@ class WhileToRange(LoopOptPass):
                           f"while loop is counted ({counter.describe()}, step "
                           f"{counter.step}) and has no invariant test to remove")
             return None
-        # All analysis has completed; start transforming.
-        seen.update(rewrite(func_ir, plan))
+        return plan
+
+    @staticmethod
+    def _remark(emit, plan: LoopPlan) -> None:
+        counter = plan.candidate.counter
         if plan.candidate.removable:
             removed = ", ".join(f"'{t.describe()}'" for t in plan.candidate.removable)
             emit.passed("Rewritten", counter.test.loc,
@@ -197,12 +191,6 @@ class WhileToRange(LoopOptPass):
         if plan.versioning is not None:
             emit.passed("Versioned", counter.test.loc, plan.versioning.describe(),
                         modulos=len(plan.versioning.uses))
-        return plan.candidate, plan.versioning is not None
-
-
-#: Tests set this to compare the forest kept across rewrites with a new one
-#: after every rewrite (slow: it brings back the quadratic cost).
-CHECK_INCREMENTAL = False
 
 
 def _keeps_forest(forest: LoopForest, cand: CountedWhile, versioned: bool) -> bool:
@@ -227,23 +215,3 @@ def _keeps_forest(forest: LoopForest, cand: CountedWhile, versioned: bool) -> bo
     headers = {lp.header for lp in forest.loops}
     return leave not in headers and all(t.leave == leave for t in cand.removable)
 
-
-def _check_defuse(kept: DefUse, new: DefUse) -> None:
-    """Assert that refreshed def-use facts are those of a new build."""
-    for mine, fresh in ((kept.defs, new.defs), (kept.uses, new.uses)):
-        assert {k: v for k, v in mine.items() if v} == dict(fresh)
-
-
-def _check_forest(kept: LoopForest, new: LoopForest, stale: set[int]) -> None:
-    """Assert that a kept forest answers as a new one would."""
-    assert kept.loops == new.loops, (kept.loops, new.loops)
-    for label in new.blocks:
-        if label in new.cfg.dead_nodes():
-            continue
-        assert sorted(kept.predecessors(label)) == sorted(new.predecessors(label)), label
-    for lp in new.loops:
-        if lp.body & stale:
-            continue
-        for a in lp.body:
-            for b in lp.body:
-                assert kept.dominates(a, b) == new.dominates(a, b), (lp, a, b)

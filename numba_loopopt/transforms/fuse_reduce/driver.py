@@ -14,9 +14,8 @@ remarks.  What the pass does and why it is exact: the package's docstring
 from __future__ import annotations
 
 from numba.core.compiler_machinery import register_pass
-from numba.core.ir_utils import build_definitions
 
-from ...analysis.defuse import DefUse
+from ...analysis.manager import Analyses
 from ...passbase import LoopOptPass
 from ...remarks import Missed, RemarkEmitter
 from .kernels import compile_kernel
@@ -41,17 +40,18 @@ class FuseReductions(LoopOptPass):
         candidates = find_reductions(func_ir, typemap)
         if not candidates:
             return False
-        func_ir._definitions = build_definitions(func_ir.blocks)
+        am = Analyses(state)
+        am.definitions()
         changed = False
-        # One def-use build serves every candidate whose names no fusion so
-        # far has touched (a fusion replaces statements of its own block
+        # One def-use build serves every candidate whose names no fusion
+        # since has touched (a fusion replaces statements of its own block
         # only); a candidate that reads or is read by an earlier fused
-        # expression gets a new one.  A build per candidate was quadratic in
-        # the number of reductions.
-        du, touched = None, set()
+        # expression gets facts brought up to date.  A build per candidate
+        # was quadratic in the number of reductions.
+        du, since = None, 0
         for source, reductions in candidates.items():
-            if du is None or source in touched:
-                du, touched = DefUse(func_ir.blocks), set()
+            if du is None or am.changed_since(since, names=(source,)):
+                du, since = am.defuse, am.mark()
             plan = match(func_ir, du, typemap, source, reductions)
             if isinstance(plan, Missed):
                 emit.missed(plan)  # its key, message, location and arguments
@@ -60,19 +60,13 @@ class FuseReductions(LoopOptPass):
                                  reassociate=options.reassociate,
                                  vector_exp=options.vector_exp)
             compiled = compile_kernel(plan, kernel, state)
-            label = plan.site.label
-            before = func_ir.blocks[label].body
             # All analysis has completed; start transforming.
-            rewrite(state, plan, compiled)
-            after = func_ir.blocks[label].body
-            kept = {id(stmt) for stmt in before} & {id(stmt) for stmt in after}
-            for stmt in before + after:
-                if id(stmt) not in kept:
-                    touched.update(var.name for var in stmt.list_vars())
+            with am.edit():
+                rewrite(state, plan, compiled)
             changed = True
             self._remark(emit, state, options, plan, kernel)
         if changed:
-            func_ir._definitions = build_definitions(func_ir.blocks)
+            am.definitions()
         return changed
 
     @staticmethod

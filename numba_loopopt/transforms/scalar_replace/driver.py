@@ -22,12 +22,9 @@ from __future__ import annotations
 from numba.core import ir, types
 from numba.core.compiler_machinery import register_pass
 
-from ... import scalar_calls
-from ...analysis.defuse import DefUse
-from ...analysis.loops import LoopForest
-from ...analysis.typing import TypeFacts
+from ... import irbuild, scalar_calls
+from ...analysis.manager import Analyses
 from ...analysis.zero_dim import NOT_CONSTANT, allocation, constant_value
-from ...irbuild import finish_untyped_edit
 from ...passbase import LoopOptPass
 from ...remarks import Missed
 from . import hoist, lower_calls, replace, tuples
@@ -44,55 +41,53 @@ class ScalarReplace(LoopOptPass):
         if not _worth_a_look(func_ir, state.args):
             return False  # type inference, the costly part, is not run
         changed = False
-        facts = TypeFacts(state)
-        calls = lower_calls.match(func_ir, facts)
+        am = Analyses(state)
+        calls = lower_calls.match(func_ir, am.types)
         lowered = [p for p in calls if not isinstance(p, Missed)]
         for p in calls:
             if isinstance(p, Missed):
                 emit.missed(p)
         if lowered:
             fastmath = getattr(state.flags, "fastmath", None)
-            lower_calls.rewrite(func_ir, lowered,
-                                fence=bool(getattr(fastmath, "flags", fastmath)))
+            with am.edit():
+                lower_calls.rewrite(func_ir, lowered,
+                                    fence=bool(getattr(fastmath, "flags", fastmath)))
             for p in lowered:
                 emit.passed("ScalarCall", p.stmt.loc,
                             f"'{p.call.name}' on 0-d operands computed as a scalar "
                             "call", callee=p.call.name)
             changed = True
-        if tuples.forward(func_ir):
-            changed = True
-        tuples.remove_dead_tuples(func_ir)
-        if changed:
-            func_ir._definitions = _definitions(func_ir)
-            facts = TypeFacts(state)
-        du = DefUse(func_ir.blocks)
-        forest = LoopForest(func_ir.blocks)
-        groups = replace.match(func_ir, du, forest, facts)
+        with am.edit():
+            if tuples.forward(func_ir):
+                changed = True
+            tuples.remove_dead_tuples(func_ir)
+        am.definitions()
+        groups = replace.match(func_ir, am.defuse, am.loops, am.types)
         plans = [g for g in groups if not isinstance(g, Missed)]
         for g in groups:
             if isinstance(g, Missed):
                 emit.missed(g)
         if plans:
-            replace.rewrite(func_ir, plans)
+            with am.edit():
+                replace.rewrite(func_ir, plans)
             for g in plans:
                 shown = [n for n in sorted(g.names) if not n.startswith("$")] or [min(g.names)]
                 emit.passed("ScalarReplaced", g.loc,
                             f"0-d array {', '.join(map(repr, shown))} kept in a scalar "
                             "variable (no allocation)", arrays=shown)
             changed = True
-            func_ir._definitions = _definitions(func_ir)
+            am.definitions()
         if options.hoist_arguments:
-            du = DefUse(func_ir.blocks)
-            forest = LoopForest(func_ir.blocks)
-            result = hoist.match(func_ir, du, forest, TypeFacts(state), state.args)
+            result = hoist.match(func_ir, am.defuse, am.loops, am.types, state.args)
             if isinstance(result, Missed):
                 emit.missed(result)
             elif result is not None:
-                hoist.rewrite(func_ir, result)
+                with am.edit():
+                    hoist.rewrite(func_ir, result)
                 emit.passed("ReadHoisted", result.loc, result.describe(),
                             arrays=list(result.names), versioned=bool(result.others))
                 changed = True
-                finish_untyped_edit(func_ir)
+                irbuild.finish_untyped_edit(func_ir)
         return changed
 
 
@@ -113,7 +108,3 @@ def _worth_a_look(func_ir, argtypes) -> bool:
                 return True
     return False
 
-
-def _definitions(func_ir):
-    from numba.core import ir_utils
-    return ir_utils.build_definitions(func_ir.blocks)
