@@ -68,7 +68,8 @@ from .typing import TypeFacts
 LOOPS = "loops"
 """The loop forest: loops, predecessors and dominators are unchanged."""
 TYPES = "types"
-"""Every name keeps its type; new names have none (``TypeFacts.of`` is None)."""
+"""Every name keeps its type (a name the rewrite made may have none: the types
+are inferred once, when first read, before or after the rewrite)."""
 _PRESERVABLE = frozenset({LOOPS, TYPES})
 
 #: Tests set this to compare, after every edit, each analysis kept or
