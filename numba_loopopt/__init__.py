@@ -15,17 +15,20 @@ from . import pytensor, runtime  # noqa: E402,F401
 from ._version import __version__  # noqa: E402
 from .decorator import jit  # noqa: E402
 from .options import (  # noqa: E402
+    ForwardStoresOptions,
     FuseLoopsOptions,
     FuseReduceOptions,
     InliningOptions,
     OptionError,
     Options,
+    ScalarReplaceOptions,
     WhileToRangeOptions,
 )
 from .pipeline import LoopOptPipeline  # noqa: E402
 from .remarks import Remark, RemarkKind, remarks  # noqa: E402
 
 __all__ = [
+    "ForwardStoresOptions",
     "FuseLoopsOptions",
     "FuseReduceOptions",
     "InliningOptions",
@@ -34,6 +37,7 @@ __all__ = [
     "Options",
     "Remark",
     "RemarkKind",
+    "ScalarReplaceOptions",
     "WhileToRangeOptions",
     "__version__",
     "jit",

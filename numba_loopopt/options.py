@@ -186,6 +186,15 @@ class ScalarReplaceOptions(_Validated):
     )
 
 
+@dataclass(frozen=True)
+class ForwardStoresOptions(_Validated):
+    """Options of the ``forward-stores`` pass."""
+
+    _prefix = "forward_stores."
+
+    enabled: bool = _option(True, "Run the pass.", kind=bool)
+
+
 def _coerce_pass_options(cls: type, value: Any, name: str):
     """``True``/``False`` toggles a pass, a mapping sets its fields."""
     if isinstance(value, cls):
@@ -206,6 +215,7 @@ PASS_OPTIONS: dict[str, type] = {
     "scalar_replace": ScalarReplaceOptions,
     "while_to_range": WhileToRangeOptions,
     "fuse_loops": FuseLoopsOptions,
+    "forward_stores": ForwardStoresOptions,
     "fuse_reduce": FuseReduceOptions,
 }
 
@@ -235,6 +245,10 @@ class Options(_Validated):
     fuse_loops: FuseLoopsOptions = field(
         default_factory=FuseLoopsOptions,
         metadata={"check": _Check(kind=FuseLoopsOptions), "doc": "fuse-loops pass"},
+    )
+    forward_stores: ForwardStoresOptions = field(
+        default_factory=ForwardStoresOptions,
+        metadata={"check": _Check(kind=ForwardStoresOptions), "doc": "forward-stores pass"},
     )
     fuse_reduce: FuseReduceOptions = field(
         default_factory=FuseReduceOptions,

@@ -178,6 +178,7 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
     repair); that anchor occurs once in the pipeline.  The inline pass takes
     its place (it honours ``inline='always'`` itself, with a depth bound).
     """
+    from .transforms.forward_stores import ForwardStores
     from .transforms.fuse_loops import FuseLoops
     from .transforms.fuse_reduce import FuseReductions
     from .transforms.inline import InlineCalls
@@ -192,6 +193,7 @@ def add_loopopt_passes(pm: PassManager, options: Options) -> None:
     pm.add_pass_after(ScalarReplace, anchor)
     pm.add_pass_after(WhileToRange, ScalarReplace)
     pm.add_pass_after(FuseLoops, WhileToRange)
+    pm.add_pass_after(ForwardStores, FuseLoops)
     # Typed: it needs the types and the arrayexpr trees numba's rewrites build
     # (with no_rewrites=True there are none, and no NopythonRewrites either).
     if NopythonRewrites in [cls for cls, _ in pm.passes]:

@@ -170,3 +170,57 @@ def _extent_overload(a):
                 hi += span
         return lo, hi + a.itemsize
     return impl
+
+
+# -- Store-to-load forwarding (the forward-stores pass) ------------------------
+
+
+@intrinsic
+def element_zero(typingctx, a):
+    """A zero of 1-D array ``a``'s element type: the value a forwarded
+    element starts from before the loop (never read: the loop reads memory
+    until it has stored)."""
+    if not isinstance(a, types.Array):
+        return None
+    dtype = a.dtype
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant_null(dtype)
+    return dtype(a), codegen
+
+
+@intrinsic
+def as_element(typingctx, a, value):
+    """``value`` converted to array ``a``'s element type exactly as a store
+    ``a[k] = value`` converts it (numba's cast to the dtype): the value a
+    later load of that element returns."""
+    if not isinstance(a, types.Array) or isinstance(value, types.Array) \
+            or not typingctx.can_convert(value, a.dtype):
+        return None
+    dtype = a.dtype
+
+    def codegen(context, builder, sig, args):
+        return context.cast(builder, args[1], sig.args[1], dtype)
+    return dtype(a, value), codegen
+
+
+#: Index forms of :func:`distinct_window`: ``a[i + c]``, ``a[(i + c) % m]``,
+#: ``a[(i + c) * m]``.
+PLAIN_INDEX, MOD_INDEX, MUL_INDEX = 0, 1, 2
+
+
+@register_jitable
+def distinct_window(a, form, m, depth):
+    """Whether ``depth`` consecutive indices ``g(i + c), g(i + c + 1), ...``
+    of the form ``form`` (with operand ``m``) reach ``depth`` different
+    elements of 1-D array ``a``, whatever ``i``: then the element a load
+    reads was last written ``depth`` stores before, not by one in between.
+    ``x % m`` for ``m >= depth`` gives ``depth`` different indices in
+    ``[0, m)``; ``x`` and ``x * 1`` give different integers, which reach
+    different elements unless a negative one wraps onto another, which needs
+    ``len(a) < depth``."""
+    if form == 1:
+        return m >= depth
+    if form == 2:
+        return m == 1 and a.shape[0] >= depth
+    return a.shape[0] >= depth

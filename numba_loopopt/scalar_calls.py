@@ -10,6 +10,12 @@ describing the wrapper, or ``None`` when it does not recognise it.  The
 ``scalar-replace`` pass then turns the call on 0-d operands into the scalar
 function applied to the loaded values.
 
+The contract of a resolver: ``fn`` computes its outputs from its scalar
+arguments and writes no memory (it may raise).  Every ``fn`` a resolver has
+given is remembered, so that a later pass can tell a lowered call of one
+(:func:`is_scalar_function`) from an arbitrary call, which it must assume
+writes every array it can reach.
+
 This module is a leaf: it imports nothing of the package.
 """
 
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ScalarCall", "register", "resolve", "unregister"]
+__all__ = ["ScalarCall", "is_scalar_function", "register", "resolve", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class ScalarCall:
 
 Resolver = Callable[[object], "ScalarCall | None"]
 _resolvers: list[Resolver] = []
+#: ``id`` -> the scalar functions resolvers gave (kept alive here, so an id
+#: is never reused for another object).
+_scalar_functions: dict[int, object] = {}
 
 
 def register(resolver: Resolver) -> Resolver:
@@ -91,5 +100,12 @@ def resolve(callee: object) -> ScalarCall | None:
         except Exception:
             continue
         if found is not None:
+            _scalar_functions.setdefault(id(found.fn), found.fn)
             return found
     return None
+
+
+def is_scalar_function(obj: object) -> bool:
+    """Whether ``obj`` is the scalar function of a :class:`ScalarCall` a
+    resolver gave: a function of scalars that writes no memory."""
+    return obj is not None and _scalar_functions.get(id(obj)) is obj

@@ -17,7 +17,8 @@ def _without_scalar_replacement(monkeypatch):
     """These tests pin what the later passes do with 0-d flags and
     accumulators themselves; scalar-replace, which runs first and dissolves
     most of them, is tested with them in tests/test_scalar_replace.py."""
-    monkeypatch.setenv("NUMBA_LOOPOPT_DISABLE_PASSES", "scalar-replace")
+    # forward-stores, which runs after them, is tested in tests/test_forward_stores.py.
+    monkeypatch.setenv("NUMBA_LOOPOPT_DISABLE_PASSES", "scalar-replace,forward-stores")
 
 PASS = "loopopt_while_to_range"
 F64 = types.float64[:]

@@ -127,7 +127,8 @@ def test_options_are_hashable_and_pick_one_pipeline_class_each():
 
 def test_a_pass_can_be_switched_off():
     disp = run_both(scan, np.zeros(6), 5, options={"while_to_range": False,
-                                                   "scalar_replace": False})
+                                                   "scalar_replace": False,
+                                                   "forward_stores": False})
     assert lo.remarks(disp, disp.signatures[0]) == []
 
 
@@ -247,7 +248,8 @@ def test_remarks_are_kept_per_signature():
     disp(np.zeros(6, dtype=np.float32), 5)
     found = lo.remarks(disp)
     assert len(found) == 2 and all(
-        [r.key for r in rs] == ["ScalarReplaced", "Rewritten"] for rs in found.values())
+        [r.key for r in rs] == ["ScalarReplaced", "Rewritten", "Forwarded"]
+        for rs in found.values())
 
 
 def test_unsupported_numba_is_refused_with_a_clear_message(monkeypatch):
