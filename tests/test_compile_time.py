@@ -165,7 +165,20 @@ def _calls_and_zero_dim(a):
     return s
 
 
+def _recurrences(a):
+    n = a.shape[0]
+    out = np.empty(n + 1)
+    out[0] = 0.0
+    for i in range(n):
+        out[i + 1] = out[i] * 0.5 + a[i]
+    acc = np.zeros(1)
+    for i in range(n):
+        acc[0] = acc[0] + out[i]
+    return out, acc
+
+
 EVERY_PASS = [("pairs", lambda: _pairs_kernel(6)), ("chain", lambda: chain_of_five),
+              ("recurrences", lambda: _recurrences),
               ("reductions", lambda: _reductions_kernel(5)),
               ("calls_and_zero_dim", lambda: _calls_and_zero_dim),
               ("while_loops", lambda: sequential)]

@@ -56,6 +56,7 @@ from ..analysis.defuse import DefUse
 from ..analysis.effects import LOOP, expr_effect, known_call
 from ..analysis.induction import is_for_loop
 from ..analysis.loops import Loop, LoopForest
+from ..analysis.manager import TYPES, Analyses
 from ..analysis.typing import TypeFacts
 from ..passbase import LoopOptPass
 from ..remarks import Missed, RemarkEmitter
@@ -590,11 +591,14 @@ class ForwardStores(LoopOptPass):
 
     def transform(self, state, options, emit: RemarkEmitter) -> bool:
         func_ir = state.func_ir
-        facts = TypeFacts(state)
+        am = Analyses(state)
+        facts = am.types
         changed = False
         done: set[int] = set()
         while True:
-            forest, du = LoopForest(func_ir.blocks), DefUse(func_ir.blocks)
+            # The analyses of the IR as it is now: kept while loops are only
+            # refused, brought up to date after a rewrite (analysis.manager).
+            forest, du = am.loops, am.defuse
             todo = [lp for lp in forest.loops if lp.header not in done]
             if not todo:
                 break
@@ -605,7 +609,10 @@ class ForwardStores(LoopOptPass):
                 emit.missed(why)
             if plan is None:
                 continue
-            apply(func_ir, plan)
+            # All analysis has completed; start transforming.  The rewrite
+            # changes no name's type.
+            with am.edit(preserves=TYPES):
+                apply(func_ir, plan)
             for ap in plan.arrays:
                 emit.passed("Forwarded", ap.store.loc, describe(ap, plan.counter),
                             array=ap.array,
