@@ -252,13 +252,16 @@ def _index(var: ir.Var, local: dict, du: DefUse, loop: Loop, counter: str,
 def _harmless_function(fn) -> bool:
     """Whether calling ``fn`` on scalars writes no memory: the runtime's
     fences, the scalar functions integrations declared
-    (:mod:`numba_loopopt.scalar_calls`), and the functions of numpy, ``math``
+    (:mod:`numba_loopopt.scalar_calls`), numpy's scalar types, and the
+    functions of numpy, ``math``
     and the builtins that :data:`~numba_loopopt.analysis.effects.CALLS`
     lists for loop bodies."""
     if fn is None:
         return False
     if fn is runtime.opaque or fn is runtime.identity or scalar_calls.is_scalar_function(fn):
         return True
+    if isinstance(fn, type) and issubclass(fn, np.generic):
+        return True  # a numpy scalar type (np.float64, np.bool_): a conversion
     name = getattr(fn, "__name__", None)
     if not isinstance(name, str):
         return False
