@@ -264,3 +264,21 @@ def test_the_rewritten_ir():
     disp(buf, X.copy(), 0.5)
     assert np.array_equal(buf, njit(circular)(np.zeros(2), X.copy(), 0.5))
 
+
+
+def test_numpy_and_math_functions_of_scalars_do_not_block_it():
+    import math
+
+    def f(y, x):
+        for i in range(x.shape[0]):
+            y[i + 1] = np.exp(-abs(y[i])) + math.sqrt(abs(x[i])) + np.float32(y[i])
+        return y
+    opt = run_both(f, np.zeros(9), X[:8].copy())
+    assert "Forwarded" in remark_keys(opt)
+
+    def g(y, x):
+        for i in range(x.shape[0]):
+            y[i + 1] = np.sum(x) + y[i]   # an array argument: not proven harmless
+        return y
+    opt = run_both(g, np.zeros(9), X[:8].copy())
+    assert "LoopMayWrite" in remark_keys(opt)

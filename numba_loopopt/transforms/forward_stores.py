@@ -271,6 +271,20 @@ def _harmless_function(fn) -> bool:
     return False
 
 
+def _callee(du: DefUse, loop: Loop, var: ir.Var, depth: int = 0):
+    """The object a call's callee names: a global or closure variable, or an
+    attribute of one (``np.exp``, ``math.sqrt``); None when it is anything
+    else (a method of a value, a computed function)."""
+    value = _value(du, loop, var)
+    if isinstance(value, (ir.Global, ir.FreeVar)):
+        return value.value
+    if isinstance(value, ir.Expr) and value.op == "getattr" and depth < 3:
+        owner = _callee(du, loop, value.value, depth + 1)
+        if isinstance(owner, type(np)):  # a module
+            return getattr(owner, value.attr, None)
+    return None
+
+
 def _statement_effect(func_ir, du: DefUse, loop: Loop, facts: TypeFacts, flags,
                       stmt) -> Missed | None:
     """Why ``stmt`` may write memory other than by a store into an array
@@ -285,8 +299,7 @@ def _statement_effect(func_ir, du: DefUse, loop: Loop, facts: TypeFacts, flags,
         if not isinstance(value, ir.Expr):
             return None
         if value.op == "call":
-            fn = _value(du, loop, value.func)
-            fn = fn.value if isinstance(fn, (ir.Global, ir.FreeVar)) else None
+            fn = _callee(du, loop, value.func)
             if _harmless_function(fn) and not value.kws and value.vararg is None \
                     and all(isinstance(facts.of(a.name), _SCALAR) for a in value.args):
                 return None
