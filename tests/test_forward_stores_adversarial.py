@@ -20,8 +20,9 @@ import math
 import numpy as np
 import pytest
 from conftest import difference, outcome
-from numba import njit
+from numba import float64, njit, prange
 from numba.core.errors import NumbaError
+from numba.experimental import jitclass
 
 import numba_loopopt as lo
 
@@ -940,6 +941,7 @@ def list_store(a, lst, n):
     return a
 
 
+@pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaPendingDeprecationWarning")
 def test_list_store_unknown_write():
     opt = both(list_store, np.zeros(6), [0.0, 1.0], 5)
     assert_not_forwarded(opt, "UnknownWrite")
@@ -1068,12 +1070,20 @@ def test_store_in_branch():
     assert_not_forwarded(opt, "StoreNotEveryIteration")
 
 
-def continue_before_store(a, x):
+def continue_before_store(a, x, m):
     for i in range(x.shape[0]):
-        t = a[(i + 1) % 3]
+        t = a[(i + 1) % m]
         if x[i] < 0:
             continue
-        a[(i + 2) % 3] = t + a[i % 3] + x[i]
+        a[(i + 2) % m] = t + a[i % m] + x[i]
+    return a
+
+
+def continue_plain(a, x):
+    for i in range(x.shape[0]):
+        if x[i] < 0:
+            continue
+        a[i + 1] = a[i] * 2.0 + x[i]
     return a
 
 
@@ -1081,8 +1091,10 @@ def test_continue_skips_store():
     """With ``continue`` an iteration may store nothing: counting iterations
     instead of stores would forward a value two stores old."""
     x = np.array([1.0, -1, 2, 3, -1, -1, 4, 5, -1, 6])
-    opt = both(continue_before_store, np.arange(3.0), x)
-    assert "Forwarded" not in fs_keys(opt)
+    opt = both(continue_before_store, np.arange(3.0), x, 3)
+    assert_not_forwarded(opt, "StoreNotEveryIteration")
+    opt = both(continue_plain, np.ones(11), x)
+    assert_not_forwarded(opt, "StoreNotEveryIteration")
 
 
 def continue_fixed(a, x):
@@ -1507,3 +1519,237 @@ def par_alias(a, b):
 def test_parallel_aliasing():
     a = np.zeros(10)
     both(par_alias, a, a, parallel=True)
+
+
+# --------------------------------------------------------------------------
+# aimed at the implementation (written after reading forward_stores.py)
+
+
+def fancy_fixed(a, idx, x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        t = a[idx]
+        s += t[0]
+        a[idx] = x[i]
+    return s
+
+
+@pytest.mark.parametrize("index", [np.array([1, 3]), slice(1, 3),
+                                   np.array([False, True, True, False, False])],
+                         ids=["int_array", "slice", "mask"])
+def test_fixed_index_that_is_not_an_element_equal(index):
+    """A loop-invariant index that is an array, a slice or a mask: the load
+    is a view or a copy, not an element; nothing to forward."""
+    both(fancy_fixed, np.zeros(5), index, np.arange(1.0, 5.0))
+
+
+@pytest.mark.xfail(strict=True, reason="forward-stores takes a loop-invariant "
+                   "array/slice index for a 'fixed' element index and forwards "
+                   "the scalar stored (a[idx] = x[i]) to the array-valued load "
+                   "t = a[idx]: the rewritten function fails typing (Cannot "
+                   "unify) and the whole function falls back to stock "
+                   "(StockFallback: every pass lost)")
+@pytest.mark.parametrize("index", [np.array([1, 3]), slice(1, 3)],
+                         ids=["int_array", "slice"])
+def test_fixed_index_that_is_not_an_element_no_fallback(index):
+    opt = both(fancy_fixed, np.zeros(5), index, np.arange(1.0, 5.0))
+    keys = [r.key for rs in lo.remarks(opt).values() for r in rs]
+    assert "StockFallback" not in keys, keys
+
+
+@jitclass([("arr", float64[:])])
+class _Writer:
+    def __init__(self, arr):
+        self.arr = arr
+
+    def __getitem__(self, j):
+        self.arr[j + 1] = 100.0
+        return 0.5
+
+
+def jitclass_getitem(a, n):
+    w = _Writer(a)
+    for i in range(n):
+        t = a[i]
+        u = w[i]
+        a[i + 1] = t + u
+    return a
+
+
+def test_jitclass_getitem_writes_the_array():
+    """``w[i]`` calls a __getitem__ that writes the forwarded array."""
+    opt = both(jitclass_getitem, np.zeros(8), 6)
+    assert_not_forwarded(opt)
+
+
+@pytest.mark.xfail(strict=True, reason="forward-stores: any expression "
+                   "expr_effect denies (a jitclass __getitem__, an in-place "
+                   "operator) crashes match() on why.arguments of a Denied: "
+                   "InternalError instead of LoopMayWrite")
+def test_jitclass_getitem_loop_may_write():
+    opt = both(jitclass_getitem, np.zeros(8), 6)
+    assert "LoopMayWrite" in fs_keys(opt), fs_keys(opt)
+
+
+def prange_rows(buf, x):
+    for j in prange(buf.shape[0]):
+        row = buf[j]
+        for i in range(x.shape[0]):
+            row[i + 1] = row[i] * 0.5 + x[i]
+    return buf
+
+
+def test_prange_rows_inner_recurrence():
+    opt = both(prange_rows, np.arange(24.0).reshape(3, 8), np.arange(7.0), parallel=True)
+    assert_forwarded(opt, "row")
+
+
+def zero_d_other(a, b, n):
+    for i in range(n):
+        a[i + 2] = a[i] + 1.0
+        b[()] = -float(i)
+    return a
+
+
+@pytest.mark.parametrize("at", [3, 20])
+def test_zero_d_view_other_store(at):
+    def make():
+        base = np.zeros(24)
+        return (base[:12], base[at:at + 1].reshape(()), 10)
+    opt = run_made(zero_d_other, make)
+    assert_forwarded(opt, "a")
+
+
+def two_d_neg_other(a, m, n):
+    for i in range(n):
+        a[i + 2] = a[i] + 1.0
+        m[i % 2, 1] = -1.0 - i
+    return a
+
+
+@pytest.mark.parametrize("view", ["neg_both", "neg_rows", "transposed", "apart"])
+def test_2d_negative_stride_other_store(view):
+    def make():
+        base = np.zeros(30)
+        grid = base[:24].reshape(4, 6)
+        m = {"neg_both": grid[::-1, ::-1], "neg_rows": grid[::-2, :],
+             "transposed": grid.T[::-1], "apart": base[24:].reshape(2, 3)}[view]
+        return (base[6:18], m, 10)
+    opt = run_made(two_d_neg_other, make)
+    assert_forwarded(opt, "a")
+
+
+def manual_counter_over_values(a, x):
+    i = 0
+    for v in x:
+        a[i + 1] = a[i] * 0.5 + v
+        i += 1
+    return a
+
+
+def manual_counter_continue(a, x):
+    i = 0
+    for v in x:
+        i += 1
+        if v < 0:
+            continue
+        a[i + 1] = a[i] * 0.5 + v
+    return a
+
+
+def test_for_over_values_with_manual_counter():
+    x = np.array([1.0, -2.0, 3.0, -4.0, 5.0, 6.0])
+    both(manual_counter_over_values, np.zeros(8), x)
+    both(manual_counter_continue, np.zeros(8), x)
+
+
+def while_true_break_at_end(a, n):
+    i = 0
+    while True:
+        t = a[i]
+        a[i + 1] = t * 2.0 + 1.0
+        i += 1
+        if i >= n:
+            break
+    return a
+
+
+def while_true_break_before_store(a, n):
+    i = 0
+    while True:
+        t = a[i]
+        if t > 20.0:
+            break
+        a[i + 2] = t * 2.0 + 1.0 + a[i + 1]
+        i += 1
+    return a
+
+
+def while_load_in_condition(a, n):
+    i = 0
+    while a[i] < 50.0 and i < n:
+        a[i + 1] = a[i] * 2.0 + 1.0
+        i += 1
+    return a
+
+
+def while_two_counters(a, n):
+    i = 0
+    j = 3
+    while i < n:
+        a[j + 1] = a[j] * 2.0 + 1.0
+        i += 2
+        j += 1
+    return a
+
+
+def test_while_loop_shapes():
+    opt = both(while_true_break_at_end, np.zeros(8), 5)
+    assert_forwarded(opt, "a")
+    both(while_true_break_at_end, np.zeros(8), 1)
+    opt = both(while_true_break_before_store, np.ones(12), 5)
+    assert_forwarded(opt, "a")
+    opt = both(while_load_in_condition, np.ones(12), 10)
+    assert_forwarded(opt, "a")
+    both(while_load_in_condition, np.full(12, 60.0), 10)
+    opt = both(while_two_counters, np.ones(12), 10)
+    assert_forwarded(opt, "a")
+
+
+def reassign_counter(a, n):
+    for i in range(n):
+        t = a[i]
+        i = i + 5
+        a[i + 1] = t + 1.0
+    return a
+
+
+def test_counter_reassigned_in_body():
+    """``i`` reassigned before the store: a[i + 1] is a[i_iter + 6]."""
+    both(reassign_counter, np.arange(20.0), 8)
+
+
+def maybe_undefined(buf, n, flag, k):
+    if flag:
+        m = k
+        b = np.zeros(3)
+    for i in range(n):
+        buf[(i + 2) % m] = buf[i % m] + 1.0
+        if flag:
+            b[0] = 1.0
+    return buf
+
+
+def test_checks_on_possibly_undefined_names():
+    """The checks before the loop read m and b, which are defined only when
+    flag is true; with no iteration stock never reads them."""
+    both(maybe_undefined, np.zeros(3), 0, False, 3)
+    opt = both(maybe_undefined, np.zeros(3), 5, True, 3)
+    assert_forwarded(opt, "buf")
+    both(maybe_undefined, np.zeros(3), 5, True, 1)
+
+
+def test_empty_buffer():
+    opt = both(neg_start_len1, np.zeros(0), 0, 0)
+    assert_forwarded(opt, "buf")
+    both(recurrence, np.zeros(0), np.zeros(0), 0.5)
