@@ -213,12 +213,16 @@ PLAIN_INDEX, MOD_INDEX, MUL_INDEX = 0, 1, 2
 def distinct_window(a, form, m, depth):
     """Whether ``depth`` consecutive indices ``g(i + c), g(i + c + 1), ...``
     of the form ``form`` (with operand ``m``) reach ``depth`` different
-    elements of 1-D array ``a``, whatever ``i``: then the element a load
-    reads was last written ``depth`` stores before, not by one in between.
-    ``x % m`` for ``m >= depth`` gives ``depth`` different indices in
-    ``[0, m)``; ``x`` and ``x * 1`` give different integers, which reach
-    different elements unless a negative one wraps onto another, which needs
-    ``len(a) < depth``."""
+    elements of 1-D array ``a``, whatever ``i``, that share no byte: then the
+    element a load reads was last written ``depth`` stores before, not by one
+    in between.  Different indices are different bytes only when the stride
+    is at least the item size (a view may have stride 0, or overlap its own
+    elements).  ``x % m`` for ``m >= depth`` gives ``depth`` different
+    indices in ``[0, m)``; ``x`` and ``x * 1`` give different integers, which
+    reach different elements unless a negative one wraps onto another, which
+    needs ``len(a) < depth``."""
+    if abs(a.strides[0]) < a.itemsize:
+        return False
     if form == 1:
         return m >= depth
     if form == 2:

@@ -414,9 +414,6 @@ def const_mod(buf, n):
     return buf
 
 
-@pytest.mark.xfail(strict=True, reason="forward-stores: a literal modulus "
-                   "(% 3) is never forwarded, silently; the same loop with "
-                   "m = 3 in a variable is")
 def test_literal_modulus_forwarded():
     opt = both(const_mod, np.arange(3.0), 9)
     assert_forwarded(opt, "buf")
@@ -772,8 +769,6 @@ def zero_stride(buf, n):
     return buf
 
 
-@pytest.mark.xfail(strict=True, reason="forward-stores: distinct_window checks only "
-                   "len(a) >= d, not the stride: a 0-stride view has one element")
 def test_zero_stride_view_distance2():
     """A 1-d view of stride 0 has len 5 but a single element: the stores in
     between wrote the element the load reads."""
@@ -788,8 +783,6 @@ def half_stride(buf, n):
     return buf
 
 
-@pytest.mark.xfail(strict=True, reason="forward-stores: a view whose stride is "
-                   "smaller than its item size has overlapping elements")
 def test_overlapping_elements_stride_smaller_than_item():
     opt = both(half_stride, np.arange(6.0), 5)
     assert_forwarded(opt, "a")
@@ -801,8 +794,6 @@ def zero_stride_arg(a, n):
     return a
 
 
-@pytest.mark.xfail(strict=True, reason="forward-stores: a 0-stride argument "
-                   "passes the window check (len >= d)")
 def test_zero_stride_argument():
     def make():
         base = np.zeros(1)
@@ -874,10 +865,6 @@ def test_inplace_operator_equal():
     assert_not_forwarded(opt)
 
 
-@pytest.mark.xfail(strict=True, reason="forward-stores: an in-place operator on "
-                   "an array in the loop raises AttributeError ('Denied' object "
-                   "has no attribute 'arguments') inside the pass: rolled back "
-                   "as InternalError instead of the documented LoopMayWrite")
 def test_inplace_operator_blocks_with_loop_may_write():
     opt = both(inplace_op, np.ones(6), np.ones(6), 5)
     assert_not_forwarded(opt, "LoopMayWrite")
@@ -1045,10 +1032,6 @@ def gen_kernel(a, n):
         yield t
 
 
-@pytest.mark.xfail(strict=True, reason="forward-stores: a yield in the loop is "
-                   "not counted as a point where memory may change; the caller "
-                   "writes a[i + 1] between iterations and the next a[i] load "
-                   "reads the stale forwarded value")
 def test_generator_caller_writes_between_yields():
     """The caller writes the array between two iterations of the loop."""
     outs = []
@@ -1559,12 +1542,6 @@ def test_fixed_index_that_is_not_an_element_equal(index):
     both(fancy_fixed, np.zeros(5), index, np.arange(1.0, 5.0))
 
 
-@pytest.mark.xfail(strict=True, reason="forward-stores takes a loop-invariant "
-                   "array/slice index for a 'fixed' element index and forwards "
-                   "the scalar stored (a[idx] = x[i]) to the array-valued load "
-                   "t = a[idx]: the rewritten function fails typing (Cannot "
-                   "unify) and the whole function falls back to stock "
-                   "(StockFallback: every pass lost)")
 @pytest.mark.parametrize("index", [np.array([1, 3]), slice(1, 3)],
                          ids=["int_array", "slice"])
 def test_fixed_index_that_is_not_an_element_no_fallback(index):
@@ -1598,10 +1575,6 @@ def test_jitclass_getitem_writes_the_array():
     assert_not_forwarded(opt)
 
 
-@pytest.mark.xfail(strict=True, reason="forward-stores: any expression "
-                   "expr_effect denies (a jitclass __getitem__, an in-place "
-                   "operator) crashes match() on why.arguments of a Denied: "
-                   "InternalError instead of LoopMayWrite")
 def test_jitclass_getitem_loop_may_write():
     opt = both(jitclass_getitem, np.zeros(8), 6)
     assert "LoopMayWrite" in fs_keys(opt), fs_keys(opt)

@@ -240,10 +240,12 @@ def _index(var: ir.Var, local: dict, du: DefUse, loop: Loop, counter: str,
         return Index("plain", base.offset + (k if value.fn is operator.add else -k))
     if value.fn in (operator.mod, operator.mul):
         base = _index(lhs, local, du, loop, counter, depth + 1)
-        if base is None or base.form != "plain" or du.defs_in(rhs.name, loop.body):
+        if base is None or base.form != "plain":
             return None
         operand = _int_const(du, loop, rhs)
         if operand is None:
+            if du.defs_in(rhs.name, loop.body):
+                return None
             operand = rhs.name
         return Index("mod" if value.fn is operator.mod else "mul", base.offset, operand)
     return None
@@ -296,8 +298,11 @@ def _statement_effect(func_ir, du: DefUse, loop: Loop, facts: TypeFacts, flags,
         return None
     if isinstance(stmt, ir.Assign):
         value = stmt.value
-        if not isinstance(value, ir.Expr):
+        if isinstance(value, (ir.Var, ir.Const, ir.Global, ir.FreeVar, ir.Arg)):
             return None
+        if not isinstance(value, ir.Expr):  # a yield: the caller runs, and may write
+            return Missed("LoopMayWrite", f"'{stmt}' at line {stmt.loc.line} may write "
+                          "memory", stmt.loc, statement=str(stmt))
         if value.op == "call":
             fn = _callee(du, loop, value.func)
             if _harmless_function(fn) and not value.kws and value.vararg is None \
@@ -307,7 +312,10 @@ def _statement_effect(func_ir, du: DefUse, loop: Loop, facts: TypeFacts, flags,
             return Missed("LoopMayWrite", f"the call of '{shown}' at line {stmt.loc.line} "
                           "may write memory", stmt.loc, call=str(shown))
         why, _ = expr_effect(func_ir, du, facts, flags, value, stmt)
-        return why
+        if why is None or isinstance(why, Missed):
+            return why
+        # analysis.effects' Denied: a message and a location.
+        return Missed("LoopMayWrite", why.message, why.loc, statement=str(stmt))
     return Missed("LoopMayWrite", f"'{stmt}' at line {stmt.loc.line} may write memory",
                   stmt.loc, statement=str(stmt))
 
@@ -429,6 +437,15 @@ def match(func_ir: ir.FunctionIR, forest: LoopForest, loop: Loop, du: DefUse,
         if du.defs_in(name, loop.body):
             missed.append(Missed("ArrayReassigned", f"'{name}' is assigned in the loop",
                                  store.loc, array=name))
+            continue
+        operand = pat.index.operand
+        allowed = types.Integer if pat.index.form == "fixed" else (types.Integer,
+                                                                  types.Boolean)
+        if isinstance(operand, str) and not isinstance(facts.of(operand), allowed):
+            missed.append(Missed("IndexNotInteger", f"the index of the store into "
+                                 f"'{name}' uses '{operand}', which is "
+                                 f"{facts.of(operand) or 'of unknown type'}, not an "
+                                 "integer", store.loc, array=name, operand=operand))
             continue
         value_ty = facts.of(store.value.name)
         if not isinstance(value_ty, _SCALAR):
