@@ -10,7 +10,9 @@ must read memory:
   too); loads ``buf[g(i + c)]`` before it, 0 to 3 iterations back (0 reads
   what the previous iteration left, not forwarded) and, sometimes, one after
   it;
-* arrays of float64, float32, int64, int32, uint8 (stores wrap and round);
+* arrays of float64, float32, int64, int32, uint8 (stores wrap and round),
+  plain, or views of stride 0 (every index one element) or of half an item
+  (elements overlapping their neighbours);
 * a second array ``other`` the loop also stores into, passed as a fresh
   array, as ``buf`` itself, or as a view overlapping it;
 * ``for i in range(start, stop)`` loops (negative starts: negative indices
@@ -21,7 +23,7 @@ must read memory:
   only form that cannot index past the end).
 
 Each kernel is compiled with stock ``numba.njit`` and ``numba_loopopt.jit``
-(same flags), run on several argument sets (deep copies that keep aliasing)
+(same flags), run on several argument sets (each built afresh for each run)
 and compared bit for bit: return value, arguments, exception type and message
 (``conftest.difference``).  An ``InternalError`` or ``StockFallback`` remark
 fails too.
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import difference, outcome
+from conftest import difference
 from numba import njit
 
 import numba_loopopt as lo
@@ -108,23 +110,48 @@ def generate(rng: random.Random) -> tuple[str, dict]:
 
 
 def argument_sets(rng: random.Random, dtype: str):
-    dt = np.dtype(dtype)
+    """Four argument sets, each a function building it afresh (a deep copy
+    of a strided view would be a plain array: each run gets its own views of
+    its own base)."""
     for _ in range(4):
-        length = rng.randint(1, 6)
-        base = (np.arange(length + 3) * 3 + 1).astype(dt)
+        seed = rng.randrange(2**32)
+        yield lambda seed=seed: _arguments(random.Random(seed), dtype)
+
+
+def _arguments(rng: random.Random, dtype: str):
+    dt = np.dtype(dtype)
+    length = rng.randint(1, 6)
+    base = (np.arange(length + 3) * 3 + 1).astype(dt)
+    layout = rng.choice(["plain", "plain", "plain", "stride0", "overlapping"])
+    if layout == "stride0":      # every index reaches base[0]
+        buf = np.lib.stride_tricks.as_strided(base[:1], shape=(length,),
+                                              strides=(0,))
+    elif layout == "overlapping" and dt.itemsize >= 2:
+        # elements a half item apart: each overlaps its neighbours
+        buf = np.lib.stride_tricks.as_strided(
+            base, shape=(min(length, 2 * len(base) - 1),), strides=(dt.itemsize // 2,))
+    else:
         buf = base[:length]
-        which = rng.choice(["fresh", "same", "view"])
-        other = (np.zeros(rng.randint(1, 4), dt) if which == "fresh" else buf if
-                 which == "same" else base[rng.randint(0, length):])
-        x = np.array([rng.choice([1, 2, 3, -1, 0]) for _ in range(5)], dtype=dt
-                     if dt.kind != "u" else np.int64).astype(dt)
-        if dt.kind == "f":
-            x = x * 1.25
-        m = rng.choice([1, 2, 3, 0, -2])
-        k = rng.choice([0, 1, -1])
-        start = rng.choice([0, 0, 1, -3])
-        stop = rng.choice([0, 1, 4, 9])
-        yield (buf, other, x, m, k, start, stop)
+    which = rng.choice(["fresh", "same", "view"])
+    other = (np.zeros(rng.randint(1, 4), dt) if which == "fresh" else buf if
+             which == "same" else base[rng.randint(0, length):])
+    x = np.array([rng.choice([1, 2, 3, -1, 0]) for _ in range(5)], dtype=dt
+                 if dt.kind != "u" else np.int64).astype(dt)
+    if dt.kind == "f":
+        x = x * 1.25
+    m = rng.choice([1, 2, 3, 0, -2])
+    k = rng.choice([0, 1, -1])
+    start = rng.choice([0, 0, 1, -3])
+    stop = rng.choice([0, 1, 4, 9])
+    return (buf, other, x, m, k, start, stop)
+
+
+def _outcome(disp, args):
+    """``conftest.outcome`` on arguments built for this call alone."""
+    try:
+        return ("ok", disp(*args), args)
+    except Exception as exc:  # noqa: BLE001 - comparing exceptions
+        return ("raise", exc, args)
 
 
 _DIR = Path(tempfile.mkdtemp(prefix="loopopt_fuzz_fs_"))
@@ -146,9 +173,9 @@ def run_one(seed: int, stats: Counter) -> None:
     flags = {"boundscheck": meta["boundscheck"], "error_model": "python"}
     stock = njit(**flags)(func)
     opt = lo.jit(options={"strict": True}, **flags)(func)
-    for args in argument_sets(rng, meta["dtype"]):
-        why = difference(outcome(stock, args), outcome(opt, args))
-        assert why is None, f"seed {seed} ({meta}):\n{source}\nargs {args!r}\n{why}"
+    for make in argument_sets(rng, meta["dtype"]):
+        why = difference(_outcome(stock, make()), _outcome(opt, make()))
+        assert why is None, f"seed {seed} ({meta}):\n{source}\nargs {make()!r}\n{why}"
     keys = [r.key for rs in lo.remarks(opt).values() for r in rs]
     assert "InternalError" not in keys and "StockFallback" not in keys, (seed, source, keys)
     stats.update(k for k in keys if k in FORWARD_KEYS)
