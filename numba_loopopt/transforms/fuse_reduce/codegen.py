@@ -84,7 +84,10 @@ def _reduction_code(kind: str, j: int, family: str) -> ReductionCode:
     # The starting value passes the optimisation fence: LLVM would fold
     # ``1.0 * v`` (or ``-0.0 + v``) of the first element into ``v``, which
     # keeps a signalling NaN signalling where stock's loop quiets it.
-    if kind in ("sum", "mean"):
+    # "meansum": a mean under numba < 0.66, which divides the sum by the size
+    # at the reduction's statement (``mean_division``); the kernel returns
+    # the sum in the accumulator type, and ``n``.
+    if kind in ("sum", "mean", "meansum"):
         return ReductionCode([f"{r} = _V(_ACC{j}(0))"], f"{r} += _ACC{j}(v)", [], [], [])
     if kind == "prod":
         return ReductionCode([f"{r} = _V(_ACC{j}(1))"], f"{r} *= _ACC{j}(v)", [], [], [])
@@ -339,9 +342,9 @@ def _epilogue(codes, kinds: list[str], materialise: bool) -> list[str]:
     lines = _indented(IND, codes, "final")
     lines += [f"    r{j} = _NAN{j} if n == 0 else _ACC{j}(r{j} / n)"
               for j, kind in enumerate(kinds) if kind == "mean"]
-    extremes = any(k in EXTREMES for k in kinds)
+    sized = any(k in EXTREMES or k == "meansum" for k in kinds)
     results = (["out"] if materialise else []) + [f"r{j}" for j in range(len(kinds))] + (
-        ["n"] if extremes else [])
+        ["n"] if sized else [])
     return lines + [f"    return {', '.join(results)}" + ("," if len(results) > 1 else "")]
 
 

@@ -39,6 +39,7 @@ from numba.np.ufunc.array_exprs import (
 from ... import vecmath
 from ...runtime import opaque
 from .codegen import EXTREMES
+from .planning import kernel_kind
 
 if TYPE_CHECKING:
     from .matching import FusionPlan
@@ -195,6 +196,25 @@ _EMPTY = {"min": "zero-size array to reduction operation minimum which has no "
 assert frozenset(_EMPTY) == EXTREMES
 
 
+def mean_division(error_model: str):
+    """``divide(n, total)``: ``total / n`` as numba < 0.66's ``mean`` returns
+    it (its ``c / a.size``), compiled with the caller's error model: it
+    replaces the mean's statement, so an empty array's
+    ``ZeroDivisionError`` comes where stock raises it."""
+    key = ("mean", error_model)
+    with _KERNELS_LOCK:
+        disp = _GUARDS.get(key)
+        if disp is None:
+
+            def divide(n, total):
+                return total / n
+
+            disp = numba.njit(error_model=error_model, **_JITTED_CALLERS_ONLY)(divide)
+            disp._loopopt_pure = True
+            _GUARDS[key] = disp
+    return disp
+
+
 def empty_guard(kind: str):
     """``guard(n, value)``: ``value``, or numba's ``ValueError`` for ``kind``
     (min, max, argmin, argmax) of no elements when ``n == 0``.  It replaces
@@ -233,6 +253,14 @@ class CompiledKernel:
     guards: tuple[Typed | None, ...]
 
 
+def _guard_of(r, flags):
+    """What replaces reduction ``r``'s statement, given the kernel's size and
+    its value: an extreme's empty guard, or an old mean's division."""
+    if r.kind in EXTREMES:
+        return empty_guard(r.kind)
+    return mean_division(flags.error_model)
+
+
 def _typed(typingctx, disp, argtys: tuple) -> Typed:
     fnty = typingctx.resolve_value_type(disp)
     return Typed(disp, fnty, fnty.get_call_type(typingctx, argtys, {}))
@@ -256,8 +284,8 @@ def compile_kernel(plan: FusionPlan, kernel: KernelPlan, state) -> CompiledKerne
     typed = _typed(typingctx, disp, tuple(typemap[n] for n in plan.operands))
     results = typed.signature.return_type
     guards = tuple(
-        _typed(typingctx, empty_guard(r.kind),
+        _typed(typingctx, _guard_of(r, flags),
                (results.types[-1], results.types[j + plan.escapes]))
-        if r.kind in EXTREMES else None
+        if r.kind in EXTREMES or kernel_kind(r) == "meansum" else None
         for j, r in enumerate(plan.reductions))
     return CompiledKernel(typed, guards)

@@ -22,6 +22,7 @@ from numba.core import ir, types
 from numba.np import numpy_support
 
 from ... import vecmath
+from ..._compat import MEAN_EMPTY_IS_NAN
 from . import codegen
 from .matching import FusionPlan, element_family
 
@@ -100,12 +101,20 @@ def vector_exp_decision(value, typemap, typingctx, dtype, ndim, reds,
                   f"{why})")
 
 
+def kernel_kind(r) -> str:
+    """Reduction ``r``'s kind in the kernel's source: its code, except a
+    mean under a numba whose mean divides at its statement (``meansum``)."""
+    if r.kind == "mean" and not MEAN_EMPTY_IS_NAN:
+        return "meansum"
+    return r.code
+
+
 def plan_kernel(plan: FusionPlan, typemap, typingctx, flags, *, reassociate: bool = False,
                 vector_exp: bool = True) -> KernelPlan:
     """The kernel for ``plan`` under the caller's ``flags`` and the pass's
     options ``reassociate`` and ``vector_exp``."""
     reds, escapes = plan.reductions, plan.escapes
-    kinds = [r.code for r in reds]
+    kinds = [kernel_kind(r) for r in reds]
     dtype, ndim = plan.array_type.dtype, plan.array_type.ndim
     family = element_family(dtype)
     flat = ndim == 1 and all(r.axis is None for r in reds)
@@ -145,8 +154,13 @@ def plan_kernel(plan: FusionPlan, typemap, typingctx, flags, *, reassociate: boo
     for j, r in enumerate(reds):
         rty = typemap[r.stmt.target.name]
         rty = numpy_support.as_dtype(getattr(rty, "dtype", rty)).type
+        if kinds[j] == "meansum":
+            # numba < 0.66 sums a mean in the element type (float64 for
+            # booleans and integers), whatever the division then returns.
+            rty = (np.float64 if isinstance(dtype, (types.Boolean, types.Integer))
+                   else numpy_support.as_dtype(dtype).type)
         constants.append((f"_ACC{j}", rty))
-        if r.kind == "mean":
+        if kinds[j] == "mean":
             constants.append((f"_NAN{j}", rty(complex("nan+nanj") if family == "complex"
                                               else np.nan)))
     fastmath = flags.fastmath.flags if flags.fastmath else False

@@ -14,7 +14,6 @@ from __future__ import annotations
 from numba.core import ir
 
 from ...irbuild import fresh, with_body
-from .codegen import EXTREMES
 from .kernels import CompiledKernel, Typed
 from .matching import FusionPlan, Reduction
 
@@ -33,14 +32,16 @@ def rewrite(state, plan: FusionPlan, compiled: CompiledKernel) -> None:
     sig = kernel.signature
     typemap[fn.name] = kernel.fnty
     calltypes[call] = sig
-    extremes = [r for r in reds if r.kind in EXTREMES]
+    # An extreme's empty guard, or the division of a mean under numba < 0.66,
+    # takes the kernel's element count.
+    sized = any(guard is not None for guard in compiled.guards)
     size = None
-    if len(reds) == 1 and not escapes and not extremes:
+    if len(reds) == 1 and not escapes and not sized:
         result, unpack = reds[0].stmt.target, {}
     else:
         result = fresh(scope, "fused_results", loc)
         typemap[result.name] = sig.return_type
-        if extremes:
+        if sized:
             size = fresh(scope, "fused_size", loc)
             typemap[size.name] = sig.return_type.types[-1]
         unpack = {id(r.stmt): _unpack(state, result, j + escapes, r, size, guard)
@@ -77,7 +78,7 @@ def _unpack(state, result: ir.Var, index: int, r: Reduction, size,
     kernel's results, through its empty ``guard`` for an extreme."""
     loc, target = r.stmt.loc, r.stmt.target
     take = ir.Expr.static_getitem(result, index, None, loc)
-    if r.kind not in EXTREMES:
+    if guard is None:
         return [ir.Assign(take, target, loc)]
     scope, typemap = target.scope, state.typemap
     value, fn = fresh(scope, "fused_value", loc), fresh(scope, "empty_guard", loc)
