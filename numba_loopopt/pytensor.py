@@ -80,7 +80,7 @@ def _patch(module) -> None:
         raise RuntimeError(
             f"numba_loopopt.pytensor cannot hook PyTensor {version}: "
             f"{BACKEND_MODULE}._njit is {current!r}, not numba.njit; this "
-            "integration supports pytensor>=2.38,<3")
+            "integration supports pytensor>=2.38,<3.1")
     _stock_njit = current
     module._njit = _loopopt_njit
 

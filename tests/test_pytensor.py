@@ -219,6 +219,10 @@ def test_passes_examined_the_scan_loop(compiled, name):
                and "numba_scan" in r.message for r in scan_remarks), scan_remarks
 
 
+@pytest.mark.xfail(int(pytensor.__version__.split(".")[0]) >= 3, strict=True,
+                   reason="PyTensor 3.0 compiles every Sum (CAReduce) as its own loop "
+                   "(create_multiaxis_reducer), never array.sum(): fuse-reduce finds no "
+                   "reduction to examine")
 def test_sum_graph_reduction_was_examined_by_fuse_reduce(compiled):
     fn, _ = compiled["sum"]["opt"]
     assert any(r.pass_name == "fuse-reduce" for _, r in lpt.remarks(fn))
