@@ -232,15 +232,19 @@ def mean_then_print(a, b):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.complex64],
                          ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("error_model", ["python", "numpy"])
-def test_mean_follows_the_installed_numba(dtype, error_model, capfd):
+@pytest.mark.parametrize("error_model,fastmath", [("python", False), ("numpy", False),
+                                                   ("python", True)])
+def test_mean_follows_the_installed_numba(dtype, error_model, fastmath, capfd):
     # numba >= 0.66: NaN on no elements, the result in the accumulator type;
     # before: sum / size where the mean is (ZeroDivisionError there under
     # error_model='python', and for complex numbers under 'numpy' too), a
     # float64 of a float32 sum.
-    for n in (0, 7):
-        a, b = np.arange(n).astype(dtype), np.ones(n, dtype)
-        disp = run_both(mean_then_print, a, b, error_model=error_model)
+    # (with fastmath, sums of small integers, which no order of additions
+    # changes: what is tested is the division, c / n or c * (1 / n))
+    for n in (0, 3, 7) if fastmath else (0, 7, 1001):
+        a = np.arange(n) if fastmath else np.arange(n) * 0.37
+        a, b = a.astype(dtype), np.ones(n, dtype)
+        disp = run_both(mean_then_print, a, b, error_model=error_model, fastmath=fastmath)
         assert "Fused" in remark_keys(disp)
     capfd.readouterr()
 

@@ -196,12 +196,15 @@ _EMPTY = {"min": "zero-size array to reduction operation minimum which has no "
 assert frozenset(_EMPTY) == EXTREMES
 
 
-def mean_division(error_model: str):
+def mean_division(error_model: str, fastmath=False):
     """``divide(n, total)``: ``total / n`` as numba < 0.66's ``mean`` returns
-    it (its ``c / a.size``), compiled with the caller's error model: it
-    replaces the mean's statement, so an empty array's
-    ``ZeroDivisionError`` comes where stock raises it."""
-    key = ("mean", error_model)
+    it (its ``c / a.size``), compiled with the caller's error model and
+    fastmath flags, which numba's ``mean`` inherits: it replaces the mean's
+    statement, so an empty array's ``ZeroDivisionError`` comes where stock
+    raises it."""
+    fastmath = fastmath or False
+    key = ("mean", error_model, repr(sorted(fastmath) if isinstance(fastmath, set)
+                                     else fastmath))
     with _KERNELS_LOCK:
         disp = _GUARDS.get(key)
         if disp is None:
@@ -209,7 +212,8 @@ def mean_division(error_model: str):
             def divide(n, total):
                 return total / n
 
-            disp = numba.njit(error_model=error_model, **_JITTED_CALLERS_ONLY)(divide)
+            disp = numba.njit(error_model=error_model, fastmath=fastmath,
+                              **_JITTED_CALLERS_ONLY)(divide)
             disp._loopopt_pure = True
             _GUARDS[key] = disp
     return disp
@@ -258,7 +262,7 @@ def _guard_of(r, flags):
     its value: an extreme's empty guard, or an old mean's division."""
     if r.kind in EXTREMES:
         return empty_guard(r.kind)
-    return mean_division(flags.error_model)
+    return mean_division(flags.error_model, flags.fastmath.flags if flags.fastmath else False)
 
 
 def _typed(typingctx, disp, argtys: tuple) -> Typed:
