@@ -239,7 +239,7 @@ ERRORS = [
     (["kernels.py:1st", "int64"], "'1st' is not a function name (give FILE.py:FUNC)"),
     (["kernels.py:total", "float64[:]", "int64", "--pass", "nope"],
      "no pass named 'nope' in the pipeline; the loopopt passes are inline, "
-     "scalar-replace, while-to-range, fuse-loops, fuse-reduce"),
+     "scalar-replace, while-to-range, fuse-loops, forward-stores, fuse-reduce"),
 ]
 
 

@@ -357,7 +357,8 @@ def calls_scan(buf, n):
 def test_later_passes_see_through_inlined_helpers():
     for n in (0, 3, 10):
         disp = run_both(calls_scan, np.zeros(12), n)
-    assert remark_keys(disp, "passed") == ["Inlined", "ScalarReplaced", "Rewritten"]
+    assert remark_keys(disp, "passed") == ["Inlined", "ScalarReplaced", "Rewritten",
+                                           "Forwarded"]
 
 
 def test_with_the_pass_off_numba_inlines_inline_always_as_usual():
