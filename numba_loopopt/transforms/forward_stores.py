@@ -207,11 +207,27 @@ def _counter(block: ir.Block, du: DefUse, loop: Loop) -> tuple[str, int] | None:
     return None
 
 
-def _local_defs(block: ir.Block, upto: int) -> dict[str, ir.Assign]:
-    return {s.target.name: s for s in block.body[:upto] if isinstance(s, ir.Assign)}
+class _Before:
+    """The block's assignments before statement ``upto``, by name (what
+    :func:`_index` follows); the block is scanned once, not per statement."""
+
+    def __init__(self, assigned: dict[str, tuple[int, ir.Assign]], upto: int):
+        self._assigned, self._upto = assigned, upto
+
+    def get(self, name: str) -> ir.Assign | None:
+        found = self._assigned.get(name)
+        return found[1] if found is not None and found[0] < self._upto else None
 
 
-def _index(var: ir.Var, local: dict, du: DefUse, loop: Loop, counter: str,
+def _assignments(block: ir.Block) -> dict[str, tuple[int, ir.Assign]]:
+    """Each name's last assignment in the block, with its position.  A name
+    :func:`_index` follows is assigned once in the loop, so "the last before
+    a statement" and "the one, if before it" agree."""
+    return {s.target.name: (pos, s) for pos, s in enumerate(block.body)
+            if isinstance(s, ir.Assign)}
+
+
+def _index(var: ir.Var, local: _Before, du: DefUse, loop: Loop, counter: str,
            depth: int = 0) -> Index | None:
     """``var`` as an :class:`Index` of ``counter``, from definitions earlier
     in the block (the counter itself is incremented after them)."""
@@ -351,6 +367,10 @@ def _patterns(func_ir, forest: LoopForest, loop: Loop, du: DefUse,
     found: dict[str, _Pattern] = {}
     for label in sorted(labels):
         block = func_ir.blocks[label]
+        if not any(_is_store(stmt) for stmt in block.body):
+            continue
+        assigned = _assignments(block)
+        found_counter = _counter(block, du, loop) if counter_of_range is None else None
         for pos, store in enumerate(block.body):
             if not _is_store(store):
                 continue
@@ -358,18 +378,17 @@ def _patterns(func_ir, forest: LoopForest, loop: Loop, du: DefUse,
             if counter_of_range is not None:
                 counter = counter_of_range
             else:
-                found_counter = _counter(block, du, loop)
                 if found_counter is None or found_counter[1] < pos:
                     continue
                 counter = found_counter[0]
-            index = _store_index(store, _local_defs(block, pos), du, loop, counter)
+            index = _store_index(store, _Before(assigned, pos), du, loop, counter)
             if index is None:
                 continue
             loads = []
             for at, stmt in enumerate(block.body[:pos]):
                 if not _is_load(stmt, name):
                     continue
-                load_index = _load_index(stmt.value, _local_defs(block, at), du, loop,
+                load_index = _load_index(stmt.value, _Before(assigned, at), du, loop,
                                          counter)
                 if load_index is None or not load_index.same_function(index):
                     continue
